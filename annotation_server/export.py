@@ -1,0 +1,70 @@
+"""Export a study's answers as records of `subjlab.records` (DESIGN.md shapes), and as JSON Lines.
+
+Judgments: `{"left", "right", "winner", "study", "worker", "created_at", "assignment"}` with left/right
+in the order the worker saw them (so position bias can be measured). Labels: `{"item", "worker",
+"label", "created_at", "study", "assignment"}`. Attention-check answers are not exported here (see the
+worker report). Records come in answer order (database id).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session
+
+from annotation_server.clock import iso
+from annotation_server.errors import ApiError
+from annotation_server.models import LABELING, Item, Judgment, LabelRecord, StudyTask, Worker
+from annotation_server.studies import get_study
+from subjlab.records import Judgment as JudgmentRecord
+from subjlab.records import Label
+
+What = Literal["judgments", "labels"]
+
+
+def export_records(db: Session, study_name: str, what: str) -> list[JudgmentRecord] | list[Label]:
+    """Return a study's judgments or labels as records; ApiError 400 if `what` does not fit the study."""
+    study = get_study(db, study_name)
+    if what not in ("judgments", "labels"):
+        raise ApiError(400, f"what must be 'judgments' or 'labels', got {str(what)[:40]!r}", "what")
+    expected = "labels" if study.kind == LABELING else "judgments"
+    if what != expected:
+        raise ApiError(400, f"study {study.name!r} is a {study.kind} study: export what={expected}", "what")
+    return list(_labels(db, study) if what == "labels" else _judgments(db, study))
+
+
+def _judgments(db: Session, study) -> Iterator[JudgmentRecord]:
+    left, right, winner = aliased(StudyTask), aliased(StudyTask), aliased(StudyTask)
+    rows = db.execute(
+        select(Judgment.id, Judgment.assignment_id, Judgment.created_at, left.key, right.key, winner.key, Worker.external_id)
+        .join(left, left.id == Judgment.left_task_id)
+        .join(right, right.id == Judgment.right_task_id)
+        .join(winner, winner.id == Judgment.winner_task_id)
+        .join(Worker, Worker.id == Judgment.worker_id)
+        .where(Judgment.study_id == study.id)
+        .order_by(Judgment.id)
+    )
+    for _, assignment, created, lkey, rkey, wkey, worker in rows:
+        yield JudgmentRecord(left=lkey, right=rkey, winner=wkey, study=study.name, worker=worker,
+                             created_at=iso(created), extra={"assignment": assignment})
+
+
+def _labels(db: Session, study) -> Iterator[Label]:
+    rows = db.execute(
+        select(LabelRecord.assignment_id, LabelRecord.created_at, LabelRecord.label, Item.external_id, Worker.external_id)
+        .join(Item, Item.id == LabelRecord.item_id)
+        .join(Worker, Worker.id == LabelRecord.worker_id)
+        .where(LabelRecord.study_id == study.id)
+        .order_by(LabelRecord.id)
+    )
+    for assignment, created, label, item, worker in rows:
+        yield Label(item=item, worker=worker, label=label, created_at=iso(created),
+                    extra={"study": study.name, "assignment": assignment})
+
+
+def export_jsonl(db: Session, study_name: str, what: str) -> str:
+    """Return the export as JSON Lines text (one record a line, newline-terminated)."""
+    return "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in export_records(db, study_name, what))

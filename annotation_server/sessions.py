@@ -1,0 +1,122 @@
+"""Worker sessions: a worker id in, a bearer token out; tokens back to (worker, study) identities.
+
+Only the SHA-256 of a token is stored, so a leaked database does not leak working tokens.
+The completion code a worker pastes back into the crowd platform is an HMAC of the worker id under the
+study's secret: stable for the worker, unguessable for anyone else, and nothing to store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from annotation_server import validation as v
+from annotation_server.clock import utcnow
+from annotation_server.errors import ApiError
+from annotation_server.models import OPEN, Study, Worker, WorkerSession
+from annotation_server.security import hash_token, new_token
+from annotation_server.studies import get_study
+
+MISSING_TOKEN = "worker token required: send 'Authorization: Bearer <token>' from POST /studies/{name}/sessions"
+UNKNOWN_TOKEN = "unknown or revoked worker token"
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    """Who a worker token belongs to: the session, the worker (row id and external id) and the study."""
+
+    session_id: int
+    worker_pk: int
+    worker_id: str
+    study_id: int
+    study: str
+
+
+def _insert_worker_if_new(conn: Connection, worker_id: str, now: datetime) -> int | None:
+    """INSERT the worker unless one with this external id exists; return the new row id, or None."""
+    W = Worker.__table__
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (dialect_insert(W).values(external_id=worker_id, created_at=now)
+            .on_conflict_do_nothing(index_elements=[W.c.external_id]).returning(W.c.id))
+    return conn.execute(stmt).scalar()
+
+
+def worker_pk(conn: Connection, worker_id: str, now: datetime | None = None) -> int:
+    """Return the row id of the worker with this external id, creating the worker if needed (one INSERT ...
+    ON CONFLICT DO NOTHING, then a SELECT only if the worker existed; safe against concurrent creates)."""
+    new = _insert_worker_if_new(conn, worker_id, now or utcnow())
+    if new is not None:
+        return int(new)
+    found = conn.execute(select(Worker.__table__.c.id).where(Worker.__table__.c.external_id == worker_id)).scalar()
+    if found is None:  # pragma: no cover - ON CONFLICT means the row exists
+        raise RuntimeError(f"worker {worker_id!r} neither inserted nor found")
+    return int(found)
+
+
+def get_or_create_worker(db: Session, worker_id: str, now: datetime | None = None) -> Worker:
+    """Return the Worker with this external id, creating it (safe against a concurrent create)."""
+    pk = worker_pk(db.connection(), worker_id, now)
+    return db.get(Worker, pk)
+
+
+def start_session(db: Session, study_name: str, worker_id: str, now: datetime | None = None) -> str:
+    """Open a session for `worker_id` in an open study and return its NEW bearer token (plain text).
+
+    ApiError: 400 bad worker id, 404 unknown study, 409 closed study (and nothing is written then).
+    Two statements: the worker's INSERT ... ON CONFLICT DO NOTHING, and the session's INSERT ... SELECT
+    from the study row, which inserts nothing when the study is closed (or unknown).
+    """
+    worker_id = v.identifier(worker_id, "worker_id", max_len=128)
+    if not isinstance(study_name, str) or not v.is_study_name(study_name):
+        raise ApiError(404, f"unknown study {str(study_name)[:80]!r}", "study")
+    now = now or utcnow()
+    token = new_token()
+    token_hash = hash_token(token)
+    conn = db.connection()
+    pk = worker_pk(conn, worker_id, now)
+    S, WS = Study.__table__, WorkerSession.__table__
+    source = select(S.c.id, literal(pk), literal(token_hash), literal(now, WS.c.created_at.type)).where(
+        S.c.name == study_name, S.c.status == OPEN)
+    created = conn.execute(insert(WS).from_select(["study_id", "worker_id", "token_hash", "created_at"], source)
+                           .returning(WS.c.id)).first()
+    if created is None:
+        study = get_study(db, study_name)  # 404 if unknown
+        raise ApiError(409, f"study {study.name!r} is closed", "study")
+    return token
+
+
+def identity(conn: Connection, token_hash: str) -> WorkerIdentity | None:
+    """Return the identity behind a token hash (one statement), or None if no session has it."""
+    WS, W, S = WorkerSession.__table__, Worker.__table__, Study.__table__
+    row = conn.execute(
+        select(WS.c.id, W.c.id, W.c.external_id, S.c.id, S.c.name)
+        .select_from(WS.join(W, W.c.id == WS.c.worker_id).join(S, S.c.id == WS.c.study_id))
+        .where(WS.c.token_hash == token_hash)
+    ).first()
+    if row is None:
+        return None
+    return WorkerIdentity(session_id=row[0], worker_pk=row[1], worker_id=row[2], study_id=row[3], study=row[4])
+
+
+def resolve_token(db: Session, token: str | None) -> WorkerIdentity:
+    """Return the identity behind a worker token; ApiError 401 if it is missing or unknown."""
+    if not token:
+        raise ApiError(401, MISSING_TOKEN)
+    found = identity(db.connection(), hash_token(token))
+    if found is None:
+        raise ApiError(401, UNKNOWN_TOKEN)
+    return found
+
+
+def completion_code(study: Study, worker_external_id: str) -> str:
+    """Return the worker's completion code for a study (12 hex characters, upper case)."""
+    mac = hmac.new(study.completion_secret.encode(), worker_external_id.encode(), hashlib.sha256)
+    return mac.hexdigest()[:12].upper()

@@ -1,0 +1,54 @@
+"""Running the app under gunicorn (the production WSGI server), from Python.
+
+`run_gunicorn(config, ...)` starts a gunicorn master with `workers` processes of `threads` threads
+(gthread); each worker builds its own app with `create_app(config)` after the fork, so no database
+connection is shared between processes. Equivalent shell form:
+`gunicorn -w 2 --threads 4 -b 127.0.0.1:5000 "annotation_server.app:create_app()"`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+class AnnotationServer(BaseApplication):
+    """A gunicorn application that serves `create_app(config)`."""
+
+    def __init__(self, config: dict[str, Any], options: dict[str, Any]):
+        self.app_config = config
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from annotation_server.app import create_app
+
+        return create_app(self.app_config)
+
+
+def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+    """Return the gunicorn settings used by `subjlab serve`."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread" if threads > 1 else "sync",
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "preload_app": False,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "proc_name": "subjlab-serve",
+    }
+
+
+def run_gunicorn(config: dict[str, Any], host: str = "127.0.0.1", port: int = 5000, workers: int = 2, threads: int = 4) -> None:
+    """Serve the app with gunicorn until the process is stopped (SIGINT/SIGTERM)."""
+    AnnotationServer(config, gunicorn_options(host, port, workers, threads)).run()

@@ -1,0 +1,222 @@
+"""The engine against real OpenAI-compatible servers on 127.0.0.1 (the real `openai` client):
+concurrency, retries and fault handling, the response cache, budgets, conversations, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from generation.backends.base import BackendAuthError
+from generation.backends.openai_backend import estimate_tokens
+from generation.engine import GenerationConfig, GenerationError, generate, summary_path
+from generation.prompts import DIVERSITY_PROMPT, IMITATION_INSTRUCTION, Message
+from subjlab.records import read_examples
+
+
+def _config(server, tmp_path, **kw) -> GenerationConfig:
+    base = dict(
+        task="sms_spam",
+        backend="openai",
+        base_url=server.url,
+        model="scripted",
+        per_label=4,
+        near_duplicate_threshold=None,  # the MiniLM checks have their own tests (test_filters.py)
+        demo_copy_threshold=None,
+        cache_path=tmp_path / "cache.sqlite",
+        backoff_base=0.01,
+        progress=False,
+    )
+    base.update(kw)
+    return GenerationConfig(**base)
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_run_writes_exact_count_with_provenance_and_summary(serve, scripted, tmp_path):
+    responder = scripted()
+    server = serve(responder)
+    out = tmp_path / "out.jsonl"
+    summary = generate(_config(server, tmp_path, per_label=5, seed=3), out)
+    records = read_examples(out)
+    assert summary.per_label == {"ham": 5, "spam": 5} and summary.complete
+    assert len(records) == 10
+    assert sorted(r.id for r in records) == sorted(f"sms_spam:zero-shot:{lab}:{n}" for lab in ("ham", "spam") for n in range(5))
+    rec = records[0].to_dict()
+    for key in ("task", "mode", "backend", "model", "prompt_hash", "demonstration_ids", "conversation",
+                "conversation_turn", "seed", "created_at"):
+        assert key in rec
+    assert (rec["task"], rec["mode"], rec["backend"], rec["model"], rec["seed"]) == ("sms_spam", "zero-shot", "openai", "scripted", 3)
+    assert summary.requests == responder.count == 10
+    assert summary.tokens_in == 20 * 10 and summary.tokens_out == sum(len(r.text.split()) for r in records)
+    saved = json.loads(summary_path(out).read_text())
+    assert saved["per_label"] == {"ham": 5, "spam": 5} and saved["requests"] == 10 and saved["complete"] is True
+
+
+def test_concurrency_is_bounded_and_used(serve, scripted, tmp_path):
+    responder = scripted(latency=0.15)
+    server = serve(responder)
+    generate(_config(server, tmp_path, per_label=12, concurrency=4), tmp_path / "out.jsonl")
+    assert responder.max_in_flight == 4
+
+
+def test_rate_limit_honours_retry_after(serve, scripted, tmp_path):
+    responder = scripted(faults={0: ("status", 429, {"Retry-After": "1"})})
+    server = serve(responder)
+    summary = generate(_config(server, tmp_path, per_label=1, labels=("spam",), concurrency=1), tmp_path / "out.jsonl")
+    (t0, first), (t1, second) = responder.log[:2]
+    assert first["messages"] == second["messages"]  # the same request, retried
+    assert t1 - t0 >= 1.0
+    assert summary.retries == 1 and summary.per_label == {"spam": 1}
+
+
+def test_server_errors_timeouts_and_malformed_bodies_are_retried(serve, scripted, tmp_path):
+    faults = {0: ("status", 500), 1: ("sleep", 1.5), 2: ("malformed",), 3: ("no_choices",), 4: ("status", 503)}
+    responder = scripted(faults=faults)
+    server = serve(responder)
+    cfg = _config(server, tmp_path, per_label=1, labels=("ham",), concurrency=1, request_timeout=0.5)
+    summary = generate(cfg, tmp_path / "out.jsonl")
+    assert summary.retries == 5
+    assert summary.requests == 1 and summary.per_label == {"ham": 1}
+    assert len({json.dumps(b["messages"]) for _, b in responder.log}) == 1
+
+
+def test_auth_error_stops_at_once(serve, scripted, tmp_path):
+    responder = scripted(always=("status", 401))
+    server = serve(responder)
+    with pytest.raises(BackendAuthError, match="401"):
+        generate(_config(server, tmp_path, concurrency=1, conversations=1), tmp_path / "out.jsonl")
+    assert responder.count == 1  # no retry
+    assert json.loads(summary_path(tmp_path / "out.jsonl").read_text())["stopped"].startswith("error:")
+
+
+def test_gives_up_after_max_retries_with_a_clear_error(serve, scripted, tmp_path):
+    responder = scripted(always=("status", 500))
+    server = serve(responder)
+    with pytest.raises(GenerationError, match="gave up after 3 attempts.*500"):
+        generate(_config(server, tmp_path, max_retries=2, concurrency=1, conversations=1), tmp_path / "out.jsonl")
+    assert responder.count == 3
+
+
+def test_bad_request_is_not_retried(serve, scripted, tmp_path):
+    responder = scripted(always=("status", 400))
+    server = serve(responder)
+    with pytest.raises(GenerationError, match="400"):
+        generate(_config(server, tmp_path, concurrency=1, conversations=1), tmp_path / "out.jsonl")
+    assert responder.count == 1
+
+
+def test_repeating_a_run_is_answered_from_the_cache(serve, scripted, tmp_path):
+    responder = scripted()
+    server = serve(responder)
+    cfg = _config(server, tmp_path, per_label=6)
+    first = generate(cfg, tmp_path / "a.jsonl")
+    calls = responder.count
+    second = generate(cfg, tmp_path / "b.jsonl")
+    assert second.requests == 0 and responder.count == calls
+    assert second.cache_hits == first.requests
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "created_at"} for r in rows]  # noqa: E731
+    assert strip(_rows(tmp_path / "a.jsonl")) == strip(_rows(tmp_path / "b.jsonl"))
+    third = generate(_config(server, tmp_path, per_label=6, cache=False), tmp_path / "c.jsonl")
+    assert third.requests == first.requests and third.cache_hits == 0  # --no-cache asks again
+
+
+def test_rerun_of_a_finished_output_makes_no_requests(serve, scripted, tmp_path):
+    responder = scripted()
+    server = serve(responder)
+    out = tmp_path / "out.jsonl"
+    generate(_config(server, tmp_path, per_label=3, cache=False), out)
+    calls = responder.count
+    again = generate(_config(server, tmp_path, per_label=3, cache=False), out)
+    assert responder.count == calls and again.resumed == 6 and again.written == 0 and len(_rows(out)) == 6
+
+
+def test_budget_stops_a_run_that_cannot_finish(serve, scripted, tmp_path):
+    responder = scripted(always=("text", "Here is a spam message for you:"))
+    server = serve(responder)
+    summary = generate(_config(server, tmp_path, max_requests=6), tmp_path / "out.jsonl")
+    assert summary.stopped == "budget" and not summary.complete
+    assert summary.requests == 6 == responder.count
+    assert summary.filters["meta"] == 6 and summary.written == 0
+
+
+def test_zero_shot_conversation_carries_replies_and_diversity_prompt(serve, scripted, tmp_path):
+    responder = scripted()
+    server = serve(responder)
+    cfg = _config(server, tmp_path, per_label=7, labels=("spam",), conversations=1, diversity_every=3, max_turns=20)
+    generate(cfg, tmp_path / "out.jsonl")
+    bodies = [b for _, b in responder.log]
+    assert len(bodies) == 7
+    for turn, body in enumerate(bodies):
+        msgs = body["messages"]
+        assert msgs[0] == {"role": "system", "content": "You are a mobile phone user writing and receiving short text messages."}
+        assert len(msgs) == 2 + 2 * turn
+        assert (msgs[-1]["content"] == DIVERSITY_PROMPT) == (turn in (3, 6))
+        if turn:  # the previous reply is in the conversation
+            prev = bodies[turn - 1]
+            assert msgs[-2] == {"role": "assistant", "content": responder.text(prev)}
+    turns = [r["conversation_turn"] for r in _rows(tmp_path / "out.jsonl")]
+    assert turns == list(range(7))
+
+
+def test_long_conversations_are_trimmed_to_the_context_window_and_say_so(serve, scripted, tmp_path):
+    responder = scripted()
+    server = serve(responder)
+    cfg = _config(server, tmp_path, per_label=10, labels=("ham",), conversations=1, context_window=400, max_tokens=60)
+    summary = generate(cfg, tmp_path / "out.jsonl")
+    for _, body in responder.log:
+        msgs = [Message(m["role"], m["content"]) for m in body["messages"]]
+        assert estimate_tokens(msgs) <= 400 - 60
+        assert "whose label is \"ham\"" in msgs[1].content  # the instruction is never trimmed
+    rows = _rows(tmp_path / "out.jsonl")
+    assert rows[0]["trimmed_turns"] == 0 and rows[-1]["trimmed_turns"] > 0
+    assert summary.trimmed_requests == sum(1 for r in rows if r["trimmed_turns"] > 0)
+
+
+def test_few_shot_requests_carry_real_labeled_examples_and_copies_are_rejected(serve, scripted, tmp_path, shared_data):
+    def copy_first_example(body):  # a lazy model: echo the first demonstration
+        user = body["messages"][1]["content"]
+        line = next(ln for ln in user.splitlines() if ln.startswith("Example 1 ("))
+        return line.split("): ", 1)[1]
+
+    responder = scripted(text=copy_first_example)
+    server = serve(responder)
+    cfg = _config(server, tmp_path, mode="few-shot", shots=4, max_requests=8, data_dir=shared_data)
+    summary = generate(cfg, tmp_path / "out.jsonl")
+    assert summary.filters["demo_copy"] + summary.filters["word_limit"] == 8 and summary.written == 0
+    for _, body in responder.log:
+        user = body["messages"][1]["content"]
+        assert user.count("Example ") == 4 and "(label: ham)" in user and "(label: spam)" in user
+        assert IMITATION_INSTRUCTION in user
+
+
+def test_few_shot_records_name_their_demonstrations(serve, scripted, tmp_path, shared_data):
+    responder = scripted()
+    server = serve(responder)
+    cfg = _config(server, tmp_path, mode="few-shot", shots=2, per_label=3, data_dir=shared_data)
+    generate(cfg, tmp_path / "out.jsonl")
+    train_ids = {ex.id for ex in read_examples(shared_data / "sms_spam" / "train.jsonl", id_prefix="sms_spam:train")}
+    for row in _rows(tmp_path / "out.jsonl"):
+        assert row["mode"] == "few-shot" and len(row["demonstration_ids"]) == 2
+        assert set(row["demonstration_ids"]) <= train_ids
+
+
+def test_output_of_another_task_is_refused(serve, scripted, tmp_path):
+    server = serve(scripted())
+    out = tmp_path / "out.jsonl"
+    generate(_config(server, tmp_path, per_label=1), out)
+    with pytest.raises(ValueError, match="sms_spam"):
+        generate(_config(server, tmp_path, task="humor", per_label=1), out)
+
+
+def test_a_torn_last_line_is_repaired_and_the_run_completes(serve, scripted, tmp_path):
+    server = serve(scripted())
+    out = tmp_path / "out.jsonl"
+    generate(_config(server, tmp_path, per_label=3), out)
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:4]) + lines[4][: len(lines[4]) // 2])  # a crash mid-line
+    summary = generate(_config(server, tmp_path, per_label=3), out)
+    assert summary.repaired_tail and summary.resumed == 4 and summary.written == 2
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [json.loads(x)["id"] for x in lines]

@@ -1,0 +1,138 @@
+"""The study config loader: the packaged configs validate; every error names the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from subjlab.runner.config import CONDITIONS, ConfigError, load_config
+from subjlab.runner.demo import demo_config_path, paper_config_path
+
+MINIMAL = """
+[study]
+name = "mini"
+tasks = ["sms_spam"]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "study.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_packaged_demo_config_validates_with_four_tasks_and_the_local_backend():
+    from subjlab.runner.pipeline import preflight
+
+    config = load_config(demo_config_path())
+    assert config.name == "demo"
+    assert [t.name for t in config.tasks] == ["sms_spam", "financial_phrasebank", "tweet_irony", "humor"]
+    assert config.generation.backend == "local"
+    assert config.training.backbones == ("minilm",)
+    assert config.conditions == CONDITIONS
+    assert config.generation.per_label == 16 and config.data.train_per_label == 100
+    assert config.training.max_length == 64
+    preflight(config)  # every GenerationConfig / TrainConfig it implies is valid
+
+
+def test_packaged_paper_config_is_the_papers_full_setup():
+    config = load_config(paper_config_path())
+    assert len(config.tasks) == 10
+    assert config.generation.backend == "openai"
+    assert config.generation.model == "gpt-3.5-turbo"
+    assert config.generation.per_label == 3000
+    assert config.training.backbones == ("bert-base-uncased", "roberta-base")
+    from subjlab.runner.pipeline import preflight
+
+    preflight(config)
+
+
+def test_minimal_config_gets_documented_defaults(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.seed == 13
+    assert config.train_seeds() == (13,)
+    assert config.data.train_per_label == 150
+    assert config.evaluation.gammas == (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    assert config.judgments is None
+
+
+@pytest.mark.parametrize(
+    "text, key, reason",
+    [
+        ("[study]\ntasks = ['sms_spam']\n", "study.name", "required"),
+        ("[study]\nname = 'x'\ntasks = ['no_such_task']\n", "study.tasks[0]", "unknown task"),
+        (MINIMAL + "[training]\nepochs = 0\n", "training.epochs", ">= 1"),
+        (MINIMAL + "[training]\nepochs = 'two'\n", "training.epochs", "must be an integer"),
+        (MINIMAL + "[training]\nepoch = 2\n", "training.epoch", "unknown key"),
+        (MINIMAL + "[generation]\nbackend = 'hf'\n", "generation.backend", "must be one of local, openai"),
+        (MINIMAL + "[evaluation]\ngammas = [0.5, 1.5]\n", "evaluation.gammas[1]", "[0, 1]"),
+        (MINIMAL + "[data]\ntrain_per_label = 5\nsmall_real_per_label = 9\n", "data.small_real_per_label", "must not exceed"),
+        ("[study]\nname = 'x'\ntasks = ['sms_spam']\nconditions = ['real', 'gpt']\n", "study.conditions[1]", "unknown condition"),
+        ("[study]\nname = 'x'\ntasks = ['sms_spam']\njudgments = 'missing.jsonl'\n", "study.judgments", "no such file"),
+        (MINIMAL + "[evaluation.agreement]\nag_news = 'a.jsonl'\n", "evaluation.agreement.ag_news", "not in study.tasks"),
+        (MINIMAL + "[surprise]\nx = 1\n", "surprise", "unknown key"),
+        ("[study]\nname = '../up'\ntasks = ['sms_spam']\n", "study.name", "plain folder name"),
+    ],
+)
+def test_config_errors_name_the_file_and_the_key(tmp_path, text, key, reason):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: key '{key}'"), message
+    assert reason in message
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    path = write(tmp_path, "[study\nname=")
+    with pytest.raises(ConfigError, match=f"^{path}: not valid TOML"):
+        load_config(path)
+
+
+def test_bad_task_file_error_names_the_config_key_and_the_task_file(tmp_path):
+    task_file = write(tmp_path, "name = 'mine'\ntitle = 'Mine'\n", name="mine.toml")
+    path = write(tmp_path, "[study]\nname = 'x'\ntasks = ['mine.toml']\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "key 'study.tasks[0]'" in str(info.value)
+    assert str(task_file) in str(info.value)
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    judgments = tmp_path / "sub" / "j.jsonl"
+    judgments.write_text('{"left": "a", "right": "b", "winner": "a"}\n', encoding="utf-8")
+    path = write(tmp_path / "sub", MINIMAL.replace("[study]\n", "[study]\njudgments = 'j.jsonl'\n"))
+    assert load_config(path).judgments == judgments
+
+
+@pytest.mark.parametrize(
+    "table, key, reason",
+    [
+        ("[training.options]\nepochs = 3\n", "training.options.epochs", "use training.epochs instead"),
+        ("[training.options]\nwarmup = 0.1\n", "training.options.warmup", "not a TrainConfig field"),
+        ("[generation.options]\nshots = 2\n", "generation.options.shots", "use generation.few_shot_k instead"),
+        ("[generation.options]\ntemp = 0.2\n", "generation.options.temp", "not a GenerationConfig field"),
+    ],
+)
+def test_options_must_be_fields_the_runner_does_not_set_itself(tmp_path, table, key, reason):
+    path = write(tmp_path, MINIMAL + table)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: key '{key}'") and reason in str(info.value)
+
+
+def test_bad_option_value_is_caught_before_any_step_runs(tmp_path):
+    from subjlab.runner.pipeline import preflight
+
+    path = write(tmp_path, MINIMAL + "[training.options]\nwarmup_ratio = 2.0\n")
+    with pytest.raises(ConfigError, match=f"^{path}: key 'training': task sms_spam, backbone minilm: warmup_ratio"):
+        preflight(load_config(path))
+
+
+def test_judgments_file_and_study_are_exclusive(tmp_path):
+    (tmp_path / "j.jsonl").write_text('{"left": "a", "right": "b", "winner": "a"}\n', encoding="utf-8")
+    path = write(tmp_path, MINIMAL.replace("[study]\n", "[study]\njudgments = 'j.jsonl'\njudgments_study = 'obj'\n"))
+    with pytest.raises(ConfigError, match="key 'study.judgments_study': give either"):
+        load_config(path)

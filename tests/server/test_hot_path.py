@@ -1,0 +1,156 @@
+"""The worker hot path stays cheap: a bounded number of SQL statements per next + answer, planner
+statistics right after a bulk add, and the single-statement paths (claim, answer, attention checks) correct
+on both databases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import event, func, select, text
+
+from annotation_server.app import get_state
+from annotation_server.db import session_scope
+from annotation_server.models import Assignment, GoldAnswer, GoldItem, Item, TaskPair
+from subjlab.data import load_split
+from subjlab.tasks import REGISTRY
+
+#: The regression guard: statements for one `next` + one answer (SQLite counts its BEGIN/COMMIT too).
+MAX_STATEMENTS_PER_CYCLE = 8
+
+
+class StatementCounter:
+    """Counts the SQL statements an engine sends (every cursor execute: queries, BEGIN, COMMIT)."""
+
+    def __init__(self, engine):
+        self.engine, self.statements = engine, []
+        event.listen(engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn, cursor, statement, parameters, context, executemany):
+        self.statements.append(statement)
+
+    def take(self) -> list[str]:
+        out, self.statements = self.statements, []
+        return out
+
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+@pytest.fixture
+def counted(db_app):
+    counter = StatementCounter(get_state(db_app).engine)
+    yield db_app, counter
+    counter.close()
+
+
+def _cycles(api, counter, study, token, choose, n):
+    """Run `n` next+answer cycles; return the statements each cycle took."""
+    per_cycle = []
+    for _ in range(n):
+        counter.take()
+        r = api.next(study, token)
+        assert r.status == 200, r.text
+        reply = api.answer(r.json["assignment"], token, **choose(r.json))
+        assert reply.status == 201, reply.text
+        per_cycle.append(counter.take())
+    return per_cycle
+
+
+def test_a_labeling_next_and_answer_cycle_takes_at_most_eight_statements(counted, api_client, shared_data):
+    app, counter = counted
+    api = api_client(app)
+    api.create_study(name="cheap", kind="labeling", task="sms_spam", labels_per_item=3, max_per_worker=10)
+    rows = load_split(REGISTRY["sms_spam"], "test", shared_data, limit_per_label=10)
+    api.add_items("cheap", examples=[{"id": ex.id, "text": ex.text} for ex in rows])
+    token = api.session("cheap", "w1")
+    api.next("cheap", token)  # the first request of a token may read the study's metadata into the cache
+    api.answer(api.next("cheap", token).json["assignment"], token, label="ham")
+    cycles = _cycles(api, counter, "cheap", token, lambda a: {"label": "spam"}, 5)
+    sizes = [len(c) for c in cycles]
+    assert all(0 < n <= MAX_STATEMENTS_PER_CYCLE for n in sizes), (sizes, cycles[0])
+    # the statements worth counting: nothing reads the study or the item row separately any more
+    assert not any(s.lstrip().upper().startswith("SELECT STUDY.") for c in cycles for s in c)
+
+
+def test_a_pairwise_next_and_answer_cycle_takes_at_most_eight_statements(counted, api_client):
+    app, counter = counted
+    api = api_client(app)
+    api.create_study(name="cheap-pw", kind="pairwise", judgments_per_pair=2, examples_per_task=1)
+    api.add_items("cheap-pw", tasks=["sms_spam", "humor", "tweet_irony", "sarcasm_news"])
+    token = api.session("cheap-pw", "w1")
+    first = api.next("cheap-pw", token).json
+    api.answer(first["assignment"], token, winner=first["left"]["task"])
+    cycles = _cycles(api, counter, "cheap-pw", token, lambda a: {"winner": a["right"]["task"]}, 4)
+    sizes = [len(c) for c in cycles]
+    assert all(0 < n <= MAX_STATEMENTS_PER_CYCLE for n in sizes), (sizes, cycles[0])
+    judged = [json.loads(x) for x in api.admin_get("/studies/cheap-pw/export?what=judgments").text.splitlines()]
+    assert len(judged) == 5 and all(j["winner"] in (j["left"], j["right"]) for j in judged)
+    with session_scope(get_state(app).engine) as db:
+        assert db.scalar(select(func.sum(TaskPair.n_answers))) == 5  # the unit counters moved with the answers
+
+
+def test_a_bulk_add_leaves_postgres_with_fresh_planner_statistics(make_app, api_client, shared_data):
+    app = make_app(db="postgres")
+    api = api_client(app)
+    api.create_study(name="stats", kind="labeling", task="ag_news", labels_per_item=3)
+    rows = load_split(REGISTRY["ag_news"], "train", shared_data)[:400]
+    assert api.add_items("stats", examples=[{"id": ex.id, "text": ex.text} for ex in rows]).status == 201
+    with session_scope(get_state(app).engine) as db:
+        tuples = dict(db.execute(text("SELECT relname, reltuples FROM pg_class WHERE relname IN ('item', 'assignment')")).all())
+        n_stats = db.scalar(text("SELECT count(*) FROM pg_stats WHERE tablename = 'assignment'"))
+    # ANALYZE ran inside the add's transaction: the planner already knows the real sizes
+    assert tuples == {"item": 400, "assignment": 1200} and n_stats > 0
+
+
+def test_labeling_attention_checks_are_scored_by_the_single_statement_answer(db_app, api_client):
+    api = api_client(db_app)
+    api.create_study(name="g", kind="labeling", task="sms_spam", labels_per_item=1, gold_every=2)
+    api.add_items("g", examples=[{"id": f"i{i}", "text": f"message {i}"} for i in range(3)],
+                  gold=[{"id": "g1", "text": "WIN a FREE prize, text now", "answer": "spam"},
+                        {"id": "g2", "text": "see you at dinner mum", "answer": "ham"}])
+    token = api.session("g", "w1")
+    seen = []
+    while (r := api.next("g", token)).status == 200:
+        seen.append(r.json["item"])
+        assert api.answer(r.json["assignment"], token, label="spam").status == 201
+    ids = [x["id"] for x in seen]
+    assert len(ids) == 5 and {ids[1], ids[3]} == {"g1", "g2"}  # every 2nd unit is a check, each once
+    assert {x["text"] for x in seen if x["id"] == "g2"} == {"see you at dinner mum"}
+    with session_scope(get_state(db_app).engine) as db:
+        scored = dict(db.execute(select(GoldItem.key, GoldAnswer.correct).join(GoldItem, GoldItem.id == GoldAnswer.gold_id)).all())
+        counters = sorted(db.scalars(select(Item.n_answers)))
+    assert scored == {"g1": True, "g2": False}
+    assert counters == [1, 1, 1]  # checks do not count as answers of real items
+    workers = api.admin_get("/studies/g/workers").json["workers"]
+    assert (workers[0]["gold_answered"], workers[0]["gold_correct"]) == (2, 1)
+
+
+def test_pairwise_attention_check_answers_are_scored_on_both_databases(db_app, api_client):
+    api = api_client(db_app)
+    api.create_study(name="pg", kind="pairwise", judgments_per_pair=1, gold_every=2, examples_per_task=1)
+    api.add_items("pg", tasks=["sms_spam", "humor", "tweet_irony"],
+                  gold=[{"left": "sms_spam", "right": "humor", "answer": "sms_spam"}])
+    token = api.session("pg", "w1")
+    n = 0
+    while (r := api.next("pg", token)).status == 200:
+        a = r.json
+        assert api.answer(a["assignment"], token, winner=a["left"]["task"]).status == 201
+        n += 1
+    assert n == 4  # three pairs and one check
+    assert api.admin_get("/studies/pg/progress").json["gold"] == {"answered": 1, "correct": 1, "accuracy": 1.0}
+    with session_scope(get_state(db_app).engine) as db:
+        assert db.scalar(select(func.count()).select_from(Assignment).where(Assignment.status == "answered")) == 4
+
+
+def test_a_winner_from_another_pair_is_refused_and_changes_nothing(db_app, api_client):
+    api = api_client(db_app)
+    api.create_study(name="other", kind="pairwise", judgments_per_pair=1, examples_per_task=1)
+    api.add_items("other", tasks=["sms_spam", "humor", "tweet_irony"])
+    token = api.session("other", "w1")
+    a = api.next("other", token).json
+    outsider = ({"sms_spam", "humor", "tweet_irony"} - {a["left"]["task"], a["right"]["task"]}).pop()
+    r = api.answer(a["assignment"], token, winner=outsider)
+    assert r.status == 422 and r.json["error"]["field"] == "winner"
+    assert api.admin_get("/studies/other/progress").json["answered"] == 0
+    assert api.answer(a["assignment"], token, winner=a["left"]["task"]).status == 201

@@ -1,0 +1,66 @@
+"""Admin reports: progress with position bias, Bradley-Terry ranking with intervals, agreement, workers."""
+
+from __future__ import annotations
+
+import itertools
+
+from subjlab.data import load_split
+from subjlab.tasks import REGISTRY
+
+TASKS = ["sms_spam", "ag_news", "humor", "tweet_irony"]
+OBJECTIVITY = {t: i for i, t in enumerate(reversed(TASKS))}  # sms_spam most objective in this simulated crowd
+
+
+def test_ranking_recovers_the_crowds_order_with_intervals_and_position_bias(api):
+    api.create_study(name="rk", kind="pairwise", judgments_per_pair=4, examples_per_task=1)
+    api.add_items("rk", tasks=TASKS)
+    for w in range(4):
+        token = api.session("rk", f"w{w}")
+        while (r := api.next("rk", token)).status == 200:
+            left, right = r.json["left"]["task"], r.json["right"]["task"]
+            # consistent workers, except w3 who always clicks the left task
+            winner = left if w == 3 else max((left, right), key=OBJECTIVITY.get)
+            assert api.answer(r.json["assignment"], token, winner=winner).status == 201
+    ranking = api.admin_get("/studies/rk/ranking").json
+    assert ranking["n_judgments"] == 24 and ranking["connected"] is True
+    assert [row["task"] for row in ranking["tasks"]] == TASKS
+    for row in ranking["tasks"]:
+        assert row["ci_low"] <= row["score"] <= row["ci_high"]
+    progress = api.admin_get("/studies/rk/progress").json
+    assert progress["complete_units"] == 6 and progress["answered"] == 24 and progress["workers"] == 4
+    pos = progress["position"]
+    assert pos["left_wins"] + pos["right_wins"] == 24 and pos["left_wins"] >= 6  # w3's six left clicks
+    assert progress["answers_per_worker"] == {"min": 6, "median": 6, "max": 6}
+
+
+def test_agreement_report_matches_the_labels_given(api, shared_data):
+    api.create_study(name="ag", kind="labeling", task="sms_spam", labels_per_item=3)
+    rows = load_split(REGISTRY["sms_spam"], "test", shared_data, limit_per_label=2)
+    api.add_items("ag", examples=[{"id": ex.id, "text": ex.text} for ex in rows])
+    gold = {ex.id: ex.label for ex in rows}
+    for w in range(3):
+        token = api.session("ag", f"w{w}")
+        while (r := api.next("ag", token)).status == 200:
+            item = r.json["item"]["id"]
+            # w2 disagrees on the first spam item; everyone else gives the dataset label
+            label = gold[item]
+            if w == 2 and item == next(i for i, lab in gold.items() if lab == "spam"):
+                label = "ham"
+            api.answer(r.json["assignment"], token, label=label)
+    rep = api.admin_get("/studies/ag/agreement").json
+    assert rep["n_items"] == 4 and rep["n_labels"] == 12
+    by_item = {it["item"]: it for it in rep["items"]}
+    assert sorted(round(it["agreement"], 3) for it in by_item.values()) == [0.667, 1.0, 1.0, 1.0]
+    assert {h["agreement"]: h["count"] for h in rep["histogram"]} == {1.0: 3, 0.667: 1}
+    assert rep["fleiss_kappa"] is not None and rep["fleiss_kappa"] < 1
+    workers = api.admin_get("/studies/ag/workers").json["workers"]
+    assert [w["answered"] for w in workers] == [4, 4, 4] and all(w["median_seconds"] >= 0 for w in workers)
+
+
+def test_reports_of_an_empty_study_are_empty_not_errors(api):
+    api.create_study(name="e1", kind="pairwise")
+    api.create_study(name="e2", kind="labeling", task="humor")
+    assert api.admin_get("/studies/e1/ranking").json["tasks"] == []
+    assert api.admin_get("/studies/e2/agreement").json["n_items"] == 0
+    assert api.admin_get("/studies/e1/agreement").status == 400  # wrong kind, with a message
+    assert list(itertools.chain(api.admin_get("/studies/e2/workers").json["workers"])) == []
