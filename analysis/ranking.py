@@ -15,28 +15,29 @@ finite score: a pair seen n times with one side always winning gets a gap of abo
 log((n + alpha) / alpha) instead of infinity. The prior acts only along observed edges, so it pulls
 each compared pair towards a tie and never pulls tasks that never met towards each other.
 
-Why not choix's own `alpha` (tried first, measured with `analysis.simulate`: latent scores
-N(0, 1), 30 workers of whom 20% answer at random, mean Kendall τ over 20 seeds):
+Why not choix's own `alpha` or a Gaussian prior (measured with `analysis.simulate`: latent scores
+N(0, 1), 30 workers of whom 20% answer at random; mean Kendall τ to the latent order over 20 seeds):
 
-=====================================================  ========  ============  =============  ============
-design                                                 ML         ilsr α=0.01   global prior*  edge α=0.5
-=====================================================  ========  ============  =============  ============
-10 tasks, chain (each meets only its neighbour), 20×   0.682      0.582         0.587          0.687
-50 tasks, near neighbours (reach 2), 4×                0.459      0.071         0.247          0.459
-10 tasks, 200 random judgments                         0.724      0.724         0.724          0.724
-50 tasks, 500 random judgments                         0.599      0.605         0.601          0.607
-=====================================================  ========  ============  =============  ============
+====================================================  =========  ===========  ==============  ==========
+design                                                ML         ILSR α=0.01  MAP α=0.01 (*)  edge α=0.5
+====================================================  =========  ===========  ==============  ==========
+10 tasks, chain (each meets only its neighbour), 20×  0.664      0.582        0.587           0.664
+50 tasks, near neighbours (reach 2), 4×               0.459      0.071        0.307           0.459
+10 tasks, 200 random judgments                        0.724      0.724        0.724           0.724
+50 tasks, 500 random judgments                        0.599      0.605        0.601           0.607
+====================================================  =========  ===========  ==============  ==========
 
-(* global prior: 0.1 virtual wins and losses of every task against a reference task of score 0; a
-Gaussian MAP via `choix.opt_pairwise` behaved the same way, 0.600 on the chain. ML: plain maximum
-likelihood, which does not exist, i.e. is infinite, on 1 of 20 runs of the sparse 50-task design and
-2 of 20 of the 50-task random one; its τ is over all runs where it exists.)
+(ML: plain maximum likelihood, `choix.ilsr_pairwise`, which is infinite in 1 of 20 runs of the
+sparse 50-task design and 2 of 20 of the 50-task random one; its τ is over the runs where it
+exists. (*) `choix.opt_pairwise`, a Gaussian prior on every score; 0.1 virtual wins and losses of
+every task against a reference task did the same: 0.587, 0.247, 0.724, 0.601.)
 choix's ILSR `alpha` adds the same transition rate between *all* pairs of the Markov chain whatever
 the scale of the scores, which on a sparse design drowns the real comparisons (τ 0.46 → 0.07). Any
 prior that shrinks every score towards a common centre can flip the order of near-tied neighbours on
-a chain (0.68 → 0.59). Edge smoothing matches maximum likelihood wherever that exists (it cannot flip
-the sign of a chain gap: each gap is log((wins + alpha) / (losses + alpha))) and stays finite where it
-does not. `tests/analysis/test_ranking.py` re-measures the chain and the random design.
+a chain (0.66 → 0.59). Edge smoothing ranks as well as maximum likelihood on every design above (it
+cannot flip the sign of a chain gap: each gap is log((wins + alpha) / (losses + alpha))) and stays
+finite where maximum likelihood does not. `tests/analysis/test_ranking.py` re-measures the sparse
+50-task design against ILSR's alpha, the chain against a Gaussian prior, and a random design.
 
 A disconnected comparison graph (some tasks never compared, directly or through others, with the
 rest) has no common scale: each component is fitted and centred on its own, `components_` lists

@@ -268,10 +268,13 @@ def _window(kind: str, size: int | None):
     a = Assignment.__table__.alias("a")
     m = Assignment.__table__.alias("m")
     free_slot = select(a.c.id).where(a.c[col] == unit.c.id, _free(a))
+    # which free slot of the unit: any (labeling slots are interchangeable); pairwise slots differ in the
+    # left/right order shown, so pick one at random, as the order shown to each worker should be
+    pick_slot = free_slot if kind == LABELING else free_slot.order_by(func.random())
     seen = select(m.c.id).where(m.c.study_id == _SID, m.c.unit_key == const(prefix) + cast(unit.c.id, String),
                                 m.c.worker_id == _WPK).exists()
     stmt = (
-        select(free_slot.limit(const(1)).scalar_subquery().label("slot_id"), unit.c.n_answers.label("n"))
+        select(pick_slot.limit(const(1)).scalar_subquery().label("slot_id"), unit.c.n_answers.label("n"))
         .where(unit.c.study_id == _SID, unit.c.n_answers < _Q, free_slot.exists(), ~seen)
         .order_by(unit.c.n_answers)
     )
@@ -447,6 +450,14 @@ def serve_next(conn: Connection, meta: StudyMeta, token_hash: str, now: datetime
         raise ApiError(403, f"this worker token belongs to study {state.study_name!r}, not {meta.name!r}", "study")
     if not _same_instant(state.study_created_at, meta.created_at):
         return NextResult(state, None, stale=True)
+    if state.study_status == OPEN and state.lease_id is not None:
+        held = held_lease(conn, meta, state.worker_pk, state.lease_id, state.lease_expires, now, lease_seconds)
+        if held is not None:
+            return NextResult(state, held)
+        # the lease had expired and someone else took the slot: the counts changed, read them again
+        state = read_state(conn, meta, token_hash)
+        if state is None:
+            raise ApiError(401, "unknown or revoked worker token")
     return NextResult(state, _next_slot(conn, meta, state, now, lease_seconds))
 
 

@@ -610,8 +610,9 @@ def crash_test(db: str, db_url: str, root: Path, server_workers: int, threads: i
     unacked = len(r.persisted - r.acked)
     pairs = [(item, worker) for item, worker, _ in r.persisted]
     duplicates = r.persisted_rows - len(set(pairs))
+    mid_load = (timeline.get("answered_before_kill") or 0) < slots  # else the kill tested nothing: study already full
     ok = (not missing and duplicates == 0 and prog["answered"] == slots and prog["active_leases"] == 0
-          and prog["open_slots"] == 0)
+          and prog["open_slots"] == 0 and mid_load)
     print(f"crash test ({db}): {n} workers, lease {lease_seconds} s, {slots} slots; killed -9 at "
           f"{timeline.get('killed_at_s', float('nan')):.1f} s after {timeline.get('answered_before_kill')} answers, "
           f"serving again at {timeline.get('back_at_s', float('nan')):.1f} s; finished in {r.seconds:.1f} s")
@@ -622,7 +623,7 @@ def crash_test(db: str, db_url: str, root: Path, server_workers: int, threads: i
           f"active leases {prog['active_leases']}, expired leases {prog['expired_leases']}")
     print(f"  client errors while the server was down (re-tried): {r.errors or 'none'}")
     print(f"  => {'OK' if ok else 'FAILED'}: no acknowledged answer lost, no lease stuck" if ok else
-          "  => FAILED", flush=True)
+          "  => FAILED" + ("" if mid_load else ": the study was full before the kill (raise --crash-items)"), flush=True)
     return ok
 
 
@@ -637,7 +638,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--items", type=int, default=2000, help="items per load study (AG News train texts)")
     parser.add_argument("--crash-workers", type=int, default=16, help="simulated workers in the crash test")
-    parser.add_argument("--crash-items", type=int, default=60, help="items (x3 labels) in the crash study")
+    parser.add_argument("--crash-items", type=int, default=300,
+                        help="items (x3 labels) in the crash study (enough that the kill lands mid-load)")
     parser.add_argument("--lease-seconds", type=int, default=5, help="lease time in the crash test")
     parser.add_argument("--no-crash", action="store_true", help="skip the kill -9 test")
     parser.add_argument("--in-process", action="store_true",

@@ -12,7 +12,7 @@ from subjlab.commands._output import FORMAT_OPTION, emit_json, emit_table
 @click.command()
 @click.argument("judgments_path", metavar="JUDGMENTS")
 @FORMAT_OPTION
-@click.option("--suggest", "k", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--suggest", "k", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
               help="Also propose the next K pairs to show workers.")
 @click.option("--design", type=click.Choice(["active", "balanced"]), default="active", show_default=True,
               help="How --suggest picks pairs: active (expected drop in misordered pairs under the current "

@@ -62,7 +62,8 @@ def _session(db_url: str | None, write: bool = False) -> Iterator:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 = every interface).")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 256), help="gunicorn worker processes.")
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256), help="Threads per worker (gthread).")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256),
+              help="Threads per worker (gthread); each process keeps this many database connections (twice under bursts).")
 @click.option("--lease-seconds", type=click.FloatRange(min=0.001), default=None,
               help="How long an assignment stays reserved for its worker [default: $SUBJLAB_LEASE_SECONDS, else 600].")
 @click.option("--migrate/--no-migrate", default=True, show_default=True,

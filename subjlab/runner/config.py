@@ -38,6 +38,7 @@ Layout (every table optional except `[study]`; defaults in parentheses)::
     batch_size = 16                     # (16)
     learning_rate = 5e-5                # (5e-5)
     max_steps = 0                       # 0 = no cap (0)
+    min_steps = 0                       # raise the epochs of small training sets to reach this (0)
     seeds = [13]                        # one model per seed; scores are averaged ([study.seed])
     [training.options]                  # any further TrainConfig field, by name
 
@@ -120,6 +121,7 @@ class TrainingSettings:
     batch_size: int = 16
     learning_rate: float = 5e-5
     max_steps: int = 0
+    min_steps: int = 0
     seeds: tuple[int, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -172,7 +174,8 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
     "data": ("train_per_label", "test_per_label", "small_real_per_label"),
     "generation": ("backend", "model", "base_url", "per_label", "few_shot_k", "options"),
     "training": (
-        "backbones", "epochs", "max_length", "batch_size", "learning_rate", "max_steps", "seeds", "options",
+        "backbones", "epochs", "max_length", "batch_size", "learning_rate", "max_steps", "min_steps", "seeds",
+        "options",
     ),
     "evaluation": ("gammas", "diversity", "agreement", "labels"),
 }
@@ -410,6 +413,7 @@ def config_from_mapping(data: Mapping[str, Any], source: Path) -> StudyConfig:
         batch_size=t.integer("batch_size", 16, 1),
         learning_rate=t.number("learning_rate", 5e-5, 1e-8, 1.0),
         max_steps=t.integer("max_steps", 0, 0),
+        min_steps=t.integer("min_steps", 0, 0),
         seeds=tuple(dict.fromkeys(seeds_raw)),
         options=t.options("options"),
     )

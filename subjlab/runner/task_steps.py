@@ -210,7 +210,8 @@ def train_step(config: StudyConfig, task: TaskSpec, base: Path, cond: str, backb
     """Return (Step, fn): fine-tune `backbone` on `train_file`, evaluate on `test_file`."""
     from training.config import TrainConfig
 
-    cfg = train_config(TrainConfig, config, task, backbone, seed)
+    n_train = len(read_examples(train_file))
+    cfg = train_config(TrainConfig, config, task, backbone, seed, n_train=n_train)
     params = {k: v for k, v in cfg.to_dict().items() if k not in ("out_dir", "progress", "provenance")}
     step = Step(
         name=f"{task.name}/{cond}/train-{slug(backbone)}-s{seed}",
@@ -223,23 +224,25 @@ def train_step(config: StudyConfig, task: TaskSpec, base: Path, cond: str, backb
     def fn(work: Path) -> dict[str, Any]:
         from training import train_classifier
 
-        run_cfg = train_config(TrainConfig, config, task, backbone, seed, out_dir=work,
-                                provenance={"condition": cond, "train_file": train_file.name})
+        run_cfg = train_config(TrainConfig, config, task, backbone, seed, out_dir=work, n_train=n_train,
+                               provenance={"condition": cond, "train_file": train_file.name})
         train = read_examples(train_file)
         test = read_examples(test_file)
         result = train_classifier(run_cfg, train, test)
         return {"accuracy": result.metrics.accuracy, "macro_f1": result.metrics.macro_f1,
                 "train_size": result.train_size, "val_size": result.val_size, "eval_size": result.eval_size,
-                "steps": result.steps, "model": result.model, "device": result.device}
+                "steps": result.steps, "epochs": run_cfg.epochs, "model": result.model, "device": result.device}
 
     return step, fn
 
 
 def train_config(cls, config: StudyConfig, task: TaskSpec, backbone: str, seed: int, out_dir: Path | None = None,
-                  provenance: dict[str, Any] | None = None):
+                 provenance: dict[str, Any] | None = None, n_train: int | None = None):
     """Return a `cls` (TrainConfig) for `task`, `backbone` and `seed` from the study config.
 
-    Models are not saved by default (`training.options.save_model = true` keeps them)."""
+    With `n_train` (the training set's size) and `training.min_steps`, the epochs are raised (never
+    lowered) so that a small training set still gets at least min_steps optimizer steps. Models are
+    not saved by default (`training.options.save_model = true` keeps them)."""
     t = config.training
     settings: dict[str, Any] = {
         "model": "" if backbone == MINILM_ALIAS else backbone,
@@ -257,7 +260,14 @@ def train_config(cls, config: StudyConfig, task: TaskSpec, backbone: str, seed: 
         settings["out_dir"] = str(out_dir)
     if provenance:
         settings["provenance"] = provenance
-    return cls.for_task(task, **settings)
+    cfg = cls.for_task(task, **settings)
+    if n_train and t.min_steps:
+        import math
+
+        n_fit = max(1, n_train - math.ceil(n_train * cfg.val_fraction))
+        per_epoch = math.ceil(n_fit / cfg.batch_size)
+        cfg.epochs = float(max(cfg.epochs, math.ceil(t.min_steps / per_epoch)))
+    return cfg
 
 
 def performance_cell(task: TaskSpec, cond: str, backbone: str, trained: Sequence[StepResult]):

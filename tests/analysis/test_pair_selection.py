@@ -108,10 +108,10 @@ def _judgments_to_reach(truth: dict[str, float], active: bool, target: float, ca
 
 def test_active_needs_fewer_judgments_than_balanced_random_on_a_simulated_crowd():
     # 16 tasks spread N(0, 2²), 20% spammers, first round reaching τ ≥ 0.9: measured active
-    # [768, 576, 336, 1216] vs balanced [1216, 976, 1216, 976] judgments (ratio 0.66).
+    # [512, 384, 576, 528] vs balanced [1216, 976, 1216, 976] judgments (ratio 0.46).
     active, balanced = [], []
     for seed in range(4):
         truth = latent_scores(16, seed, sd=2.0)
         balanced.append(_judgments_to_reach(truth, False, 0.9, 3000))
         active.append(_judgments_to_reach(truth, True, 0.9, 3000))
-    assert np.mean(active) <= 0.8 * np.mean(balanced), (active, balanced)
+    assert np.mean(active) <= 0.7 * np.mean(balanced), (active, balanced)

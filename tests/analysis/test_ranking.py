@@ -165,3 +165,16 @@ def test_bad_input_is_a_value_error_with_the_reason():
         BradleyTerryRanker(alpha=0)
     with pytest.raises(ValueError, match="not fitted"):
         BradleyTerryRanker().ranking()
+
+
+def test_simulated_crowd_follows_its_model():
+    crowd = SimulatedCrowd({"a": 1.0, "b": 0.0}, n_workers=30, spammer_share=0.2, seed=0)
+    assert len(crowd.spammers) == 6
+    js = crowd.judge_pairs([("a", "b")] * 3000)
+    by_spammers = [j for j in js if j.worker in crowd.spammers]
+    honest = [j for j in js if j.worker not in crowd.spammers]
+    # spammers: a coin flip; honest workers: sigmoid(d * 1) with d ~ U(0.5, 1.5), about 0.72
+    assert abs(np.mean([j.winner == "a" for j in by_spammers]) - 0.5) < 0.06
+    assert 0.66 < np.mean([j.winner == "a" for j in honest]) < 0.78
+    with pytest.raises(ValueError, match="unknown task"):
+        crowd.judge("a", "z")

@@ -31,7 +31,8 @@ def test_packaged_demo_config_validates_with_four_tasks_and_the_local_backend():
     assert config.generation.backend == "local"
     assert config.training.backbones == ("minilm",)
     assert config.conditions == CONDITIONS
-    assert config.generation.per_label == 16 and config.data.train_per_label == 100
+    assert config.generation.per_label == 12 and config.data.train_per_label == 100
+    assert config.training.min_steps == 20
     assert config.training.max_length == 64
     preflight(config)  # every GenerationConfig / TrainConfig it implies is valid
 
@@ -136,3 +137,16 @@ def test_judgments_file_and_study_are_exclusive(tmp_path):
     path = write(tmp_path, MINIMAL.replace("[study]\n", "[study]\njudgments = 'j.jsonl'\njudgments_study = 'obj'\n"))
     with pytest.raises(ConfigError, match="key 'study.judgments_study': give either"):
         load_config(path)
+
+
+def test_min_steps_raises_the_epochs_of_small_training_sets_only(tmp_path):
+    from training.config import TrainConfig
+
+    from subjlab.runner.task_steps import train_config
+
+    config = load_config(write(tmp_path, MINIMAL + "[training]\nepochs = 2\nbatch_size = 16\nmin_steps = 20\n"))
+    task = config.tasks[0]
+    # 24 texts: 3 held out for validation, 21 left = 2 batches per epoch -> 10 epochs for 20 steps
+    assert train_config(TrainConfig, config, task, "minilm", 1, n_train=24).epochs == 10.0
+    assert train_config(TrainConfig, config, task, "minilm", 1, n_train=1000).epochs == 2.0
+    assert train_config(TrainConfig, config, task, "minilm", 1).epochs == 2.0
