@@ -7,10 +7,11 @@ import warnings
 import click
 
 from subjlab.commands._output import FORMAT_OPTION, emit_json, emit_table
+from subjlab.commands._study_data import EXCLUSION_RULE_OPTIONS, STUDY_SOURCE_OPTIONS, apply_options, check_study_options
 
 
 @click.command()
-@click.argument("judgments_path", metavar="JUDGMENTS")
+@click.argument("judgments_path", metavar="[JUDGMENTS]", required=False, type=click.Path(dir_okay=False))
 @FORMAT_OPTION
 @click.option("--suggest", "k", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
               help="Also propose the next K pairs to show workers.")
@@ -28,8 +29,10 @@ from subjlab.commands._output import FORMAT_OPTION, emit_json, emit_table
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the bootstrap and the suggestions.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, metavar="PNG",
               help="Write a PNG of the ranking with its intervals.")
-def rank(judgments_path: str, fmt: str, k: int, design: str, new_task: str | None, alpha: float,
-         n_bootstrap: int, seed: int, plot_path: str | None) -> None:
+@apply_options(STUDY_SOURCE_OPTIONS + EXCLUSION_RULE_OPTIONS)
+def rank(judgments_path: str | None, fmt: str, k: int, design: str, new_task: str | None, alpha: float,
+         n_bootstrap: int, seed: int, plot_path: str | None, study: str | None, db_url: str | None,
+         exclude_flagged: bool, **thresholds) -> None:
     """Rank tasks from most objective to most subjective from pairwise judgments.
 
     JUDGMENTS is a JSON Lines (or CSV) file of {"left", "right", "winner"} records, where winner
@@ -42,6 +45,13 @@ def rank(judgments_path: str, fmt: str, k: int, design: str, new_task: str | Non
     objective first; with --suggest or --new-task it prints {"ranking": [...], "suggestions":
     [...]} (plus "placement" with --new-task).
 
+    --study NAME reads the judgments of a pairwise study straight from the annotation server's
+    database (--db; gold pairs are never part of them) instead of a file. --exclude-flagged leaves out
+    the judgments of the workers the exclusion rules flag (--max-failed-attention, --min-gold,
+    --min-seconds, --min-agreement) and reports how many were excluded and why; with --study,
+    --format json prints {"ranking": [...], "study", "excluded": {"applied", "n", "of", "by_reason",
+    "workers"}} (plus "suggestions"/"placement" when asked).
+
     Examples:
 
       subjlab rank judgments.jsonl
@@ -49,15 +59,27 @@ def rank(judgments_path: str, fmt: str, k: int, design: str, new_task: str | Non
       subjlab rank judgments.jsonl --suggest 10 --format json
 
       subjlab rank judgments.jsonl --new-task my_task --plot ranking.png
+
+      subjlab rank --study objectivity --db sqlite:///subjlab.db --exclude-flagged
     """
     from analysis.pair_selection import ActivePairSelector, balanced_random_pairs, shown_counts
     from analysis.placement import place_task
     from analysis.ranking import BradleyTerryRanker
     from subjlab.records import read_judgments
 
-    judgments = read_judgments(judgments_path)
-    if not judgments:
-        raise ValueError(f"{judgments_path}: no judgments in the file")
+    if (judgments_path is None) == (study is None):
+        raise click.UsageError("give either a JUDGMENTS file or --study NAME (not both)")
+    check_study_options(study, db_url, exclude_flagged, thresholds)
+    study_data = None
+    if study is not None:
+        from subjlab.commands._study_data import read_study
+
+        study_data = read_study("pairwise", study, db_url, exclude_flagged, thresholds)
+        judgments = study_data.records
+    else:
+        judgments = read_judgments(judgments_path)
+        if not judgments:
+            raise ValueError(f"{judgments_path}: no judgments in the file")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         ranker = BradleyTerryRanker(alpha=alpha, n_bootstrap=n_bootstrap, seed=seed).fit(judgments)
@@ -85,8 +107,15 @@ def rank(judgments_path: str, fmt: str, k: int, design: str, new_task: str | Non
 
     if fmt == "json":
         ranking = [r.to_dict() for r in rows]
-        if new_task or k:
-            out = {"ranking": ranking, "suggestions": suggestions}
+        if new_task or k or study_data is not None:
+            out = {"ranking": ranking}
+            if new_task or k:
+                out["suggestions"] = suggestions
+            if study_data is not None:
+                from subjlab.commands._study_data import excluded_json
+
+                out["study"] = study
+                out["excluded"] = excluded_json(study_data)
             if not ranker.connected_:
                 out["components"] = ranker.components_
             if placement is not None:
@@ -101,6 +130,10 @@ def rank(judgments_path: str, fmt: str, k: int, design: str, new_task: str | Non
         ["rank", "task", "score", "95% CI", "n"],
         [[r.rank, r.task, r.score, _interval(r.ci_low, r.ci_high), r.n] for r in rows],
     )
+    if study_data is not None:
+        from subjlab.commands._study_data import echo_exclusion
+
+        echo_exclusion(study_data)
     if placement is not None:
         if placement.score is None:
             click.echo(f"\n{new_task}: no judgments yet; compare it with the tasks below first.")

@@ -226,3 +226,32 @@ def test_the_rank_path_reads_judgments_and_excluding_the_contrarian_sharpens_the
         load_study_records(judged.db_url, "pw", "labeling", exclude_flagged=True)
     res = run("agreement", "--study", "pw", "--db", judged.db_url)
     assert res.exit_code == 2 and "use subjlab rank --study" in res.stderr
+
+
+def test_rank_from_a_study_excludes_the_contrarian_and_reports_why(judged):
+    everything = run("rank", "--study", "pw", "--db", judged.db_url, "--bootstrap", "50", "--format", "json")
+    assert everything.exit_code == 0, everything.output
+    full = json.loads(everything.stdout)
+    assert full["study"] == "pw" and full["excluded"]["applied"] is False and full["excluded"]["of"] == 24
+    assert sum(r["n"] for r in full["ranking"]) == 2 * 24
+
+    cleaned = run("rank", "--study", "pw", "--db", judged.db_url, "--exclude-flagged", "--bootstrap", "50", "--format", "json")
+    assert cleaned.exit_code == 0, cleaned.output
+    out = json.loads(cleaned.stdout)
+    assert (out["excluded"]["n"], out["excluded"]["by_reason"]) == (6, {"attention": 6})
+    assert sum(r["n"] for r in out["ranking"]) == 2 * 18
+    assert [r["task"] for r in out["ranking"]] == PAIR_TASKS  # the steady workers' order, most objective first
+
+    table = run("rank", "--study", "pw", "--db", judged.db_url, "--exclude-flagged", "--bootstrap", "20")
+    assert table.exit_code == 0 and "contrarian" in table.output
+
+
+def test_rank_needs_a_file_or_a_study_not_both(judged, tmp_path):
+    neither = run("rank")
+    assert neither.exit_code == 2 and "either a JUDGMENTS file or --study" in neither.output
+    f = tmp_path / "j.jsonl"
+    f.write_text('{"left": "a", "right": "b", "winner": "a"}\n')
+    both = run("rank", str(f), "--study", "pw", "--db", judged.db_url)
+    assert both.exit_code == 2
+    flag_only = run("rank", str(f), "--exclude-flagged")
+    assert flag_only.exit_code == 2 and "need --study" in flag_only.output
