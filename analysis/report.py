@@ -126,7 +126,8 @@ class RankingComparison:
 
 @dataclass(frozen=True)
 class StepTiming:
-    """One step of the run: its name, whether it ran or came from the cache, and its wall time."""
+    """One step of the run: its name, whether it ran or came from the cache, and its wall time
+    (for a cached step, the time it took when it ran)."""
 
     name: str
     status: str
@@ -293,7 +294,7 @@ def render_markdown(report: StudyReport, plots: dict[str, Path], base: Path, rer
     out = [f"# {report.title}", ""]
     out.append(
         f"Study `{p.study}` from `{p.config_path}`; tasks: {', '.join(t.name for t in report.tasks)}; "
-        f"wall time {_duration(p.wall_seconds)}."
+        f"{_timing_text(p)}."
     )
     out.append("")
     for note in report.notes:
@@ -461,7 +462,7 @@ def render_html(report: StudyReport, plots: dict[str, Path], rerun_command: str)
         f"<title>{e(report.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(report.title)}</h1>",
         f'<p class="muted">Study <code>{e(p.study)}</code> from <code>{e(p.config_path)}</code>; tasks: '
-        f"{e(', '.join(t.name for t in report.tasks))}; wall time {e(_duration(p.wall_seconds))}.</p>",
+        f"{e(', '.join(t.name for t in report.tasks))}; {e(_timing_text(p))}.</p>",
     ]
     for note in report.notes:
         parts.append(f'<p class="note">{e(note)}</p>')
@@ -555,7 +556,7 @@ def _ranking_html(r: Ranking) -> str:
 
 def _no_judgments_html(report: StudyReport, rerun_command: str) -> str:
     items = "".join(
-        f"<li>{_esc(text)}<pre>{_esc(_fill(cmd, report, rerun_command))}</pre></li>" for text, cmd in COLLECT_STEPS
+        f"<li>{_code_spans(text)}<pre>{_esc(_fill(cmd, report, rerun_command))}</pre></li>" for text, cmd in COLLECT_STEPS
     )
     tasks = ",".join(t.name for t in report.tasks)
     return (
@@ -628,7 +629,8 @@ def _provenance_rows(p: Provenance) -> list[list[str]]:
         ["study", p.study],
         ["config", p.config_path],
         ["started", p.started_at],
-        ["wall time", _duration(p.wall_seconds)],
+        ["wall time (this run)", _duration(p.wall_seconds)],
+        ["time of all steps when they ran", _duration(sum(s.seconds for s in p.steps))],
         ["generation", f"{p.generation_model} (backend {p.generation_backend})"],
         ["classifier backbones", ", ".join(p.backbones)],
         ["seeds", ", ".join(str(s) for s in p.seeds)],
@@ -643,13 +645,24 @@ def _provenance_rows(p: Provenance) -> list[list[str]]:
 def _step_rows(p: Provenance) -> list[list[str]]:
     rows = [[s.name, s.status, f"{s.seconds:.1f}"] for s in p.steps]
     ran = sum(s.seconds for s in p.steps if s.status == "ran")
-    rows.append(["(total of steps that ran now)", "", f"{ran:.1f}"])
+    rows.append(["(steps that ran in this run)", "", f"{ran:.1f}"])
+    rows.append(["(all steps, when they ran)", "", f"{sum(s.seconds for s in p.steps):.1f}"])
     return rows
 
 
 def _fill(cmd: str, report: StudyReport, rerun_command: str) -> str:
     return cmd.format(tasks=",".join(t.name for t in report.tasks), rerun=rerun_command,
                       task_options=" ".join(f"--task {t.name}" for t in report.tasks))
+
+
+def _timing_text(p: Provenance) -> str:
+    """Return "wall time X" and, when steps came from the cache, the time they took when they ran."""
+    ran = sum(s.seconds for s in p.steps if s.status == "ran")
+    total = sum(s.seconds for s in p.steps)
+    if ran == total:
+        return f"wall time {_duration(p.wall_seconds)}"
+    return (f"wall time of this run {_duration(p.wall_seconds)} (cached steps reused; all steps took "
+            f"{_duration(total)} when they ran)")
 
 
 def _duration(seconds: float) -> str:
@@ -659,6 +672,13 @@ def _duration(seconds: float) -> str:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower() or "x"
+
+
+def _code_spans(text: str) -> str:
+    """Escape `text` for HTML and turn its `backticked` spans into <code> elements."""
+    import re
+
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _esc(text))
 
 
 def _esc(value: object) -> str:

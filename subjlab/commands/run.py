@@ -175,10 +175,11 @@ def demo(runs_dir: str, judgments: str | None, judgments_study: str | None, db_u
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
               help="Data directory for example texts [default: $SUBJLAB_DATA, else ../shared/datasets].")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the generation response cache (ask the model anew).")
+@THREADS_OPTION
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False),
               help="Output JSON Lines of judgments, each marked \"source\": \"llm:<model>\".")
 def judge(tasks_csv: str, backend: str, model: str | None, base_url: str | None, per_pair: int, n_examples: int,
-          seed: int, data_dir: str | None, no_cache: bool, out_file: str) -> None:
+          seed: int, data_dir: str | None, no_cache: bool, threads: int | None, out_file: str) -> None:
     """Ask an LLM which of two tasks is more objective, with the page a crowd worker sees.
 
     For every pair of tasks the model gets the definition of objectivity, both tasks' descriptions,
@@ -192,6 +193,7 @@ def judge(tasks_csv: str, backend: str, model: str | None, base_url: str | None,
     from generation.judge import JudgeConfig, judge_tasks
     from subjlab.tasks import get_task
 
+    _set_threads(threads)
     names = [t.strip() for t in tasks_csv.split(",") if t.strip()]
     specs = [get_task(n) for n in names]
     config = JudgeConfig(backend=backend, model=model or "", base_url=base_url or "", per_pair=per_pair,

@@ -46,7 +46,9 @@ def data_step(config: StudyConfig, task: TaskSpec, base: Path) -> Step:
     return Step(
         name=f"{task.name}/real/data",
         directory=base / "real" / "data",
-        params={"step": STEP_VERSIONS["data"], "task": task.to_dict(), "train_per_label": d.train_per_label,
+        params={"step": STEP_VERSIONS["data"],
+                "task": {k: v for k, v in task.to_dict().items() if k in ("labels", "data_name", "label_field", "label_map")},
+                "train_per_label": d.train_per_label,
                 "test_per_label": d.test_per_label, "small_real_per_label": d.small_real_per_label,
                 "seed": config.seed},
         inputs={"train": split_path(task, "train", d.data_dir), "test": split_path(task, "test", d.data_dir)},
@@ -143,7 +145,7 @@ def generate_step(config: StudyConfig, task: TaskSpec, base: Path, mode: str, re
     step = Step(
         name=f"{task.name}/{mode}/generate",
         directory=base / mode / "generate",
-        params={"step": STEP_VERSIONS["generate"], "config": params},
+        params={"step": STEP_VERSIONS["generate"], "config": params, "task": task.to_dict()},  # prompts use the whole spec
         inputs=inputs,
         versions=versions("subjlab", "transformers" if g.backend == "local" else "openai"),
     )

@@ -150,3 +150,17 @@ def test_min_steps_raises_the_epochs_of_small_training_sets_only(tmp_path):
     assert train_config(TrainConfig, config, task, "minilm", 1, n_train=24).epochs == 10.0
     assert train_config(TrainConfig, config, task, "minilm", 1, n_train=1000).epochs == 2.0
     assert train_config(TrainConfig, config, task, "minilm", 1).epochs == 2.0
+
+
+def test_task_wording_keys_generation_but_not_the_real_data(tmp_path):
+    import dataclasses
+
+    from subjlab.runner.task_steps import data_step, generate_step
+
+    config = load_config(write(tmp_path, MINIMAL))
+    task = config.tasks[0]
+    reworded = dataclasses.replace(task, description=task.description + " Read carefully.")
+    base = tmp_path / "runs"
+    assert data_step(config, task, base).key() == data_step(config, reworded, base).key()
+    assert generate_step(config, task, base, "zero_shot", None)[0].key() != \
+        generate_step(config, reworded, base, "zero_shot", None)[0].key()

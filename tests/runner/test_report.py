@@ -127,7 +127,9 @@ def test_report_without_judgments_has_table_one_and_the_how_to_collect_box(tmp_p
     assert "| ag_news | - | 90.0 | 85.0 | 80.0 | 75.0 |" in md
     assert "<td>tweet_irony</td><td>-</td><td>60.0</td><td>55.0</td><td>50.0</td><td>45.0</td>" in html
     assert "| ag_news | zero-shot | 64 | 0.550 | 0.120 | 0.470 |" in md
-    assert 'id="no-judgments"' in html
+    assert 'id="no-judgments"' in html and "<code>subjlab mturk publish</code>" in html
+    # one step of the provenance ran (0.4 s), one came from the cache (9.5 s when it ran)
+    assert "wall time of this run 1 min 15 s (cached steps reused; all steps took 9.9 s when they ran)" in md
     # Only the γ plot exists without a ranking; it is embedded and valid.
     pngs = embedded_pngs(html)
     assert len(pngs) == 1 and set(files.plots) == {"gamma-financial_phrasebank-minilm"}
