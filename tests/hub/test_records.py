@@ -64,3 +64,14 @@ def test_judgment_loser_and_label_ids_coerced_to_strings(tmp_path):
 def test_write_is_atomic_no_temp_left_behind(tmp_path):
     write_records(tmp_path / "x.jsonl", [{"a": 1}])
     assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        write_records(tmp_path / "x.jsonl", [{"a": 1}])
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "x.jsonl").stat().st_mode & 0o777 == 0o644
