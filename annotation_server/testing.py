@@ -116,3 +116,51 @@ def start_postgres(settings: dict[str, str] | None = None, durable: bool = True)
         shutil.rmtree(directory, ignore_errors=True)
         raise RuntimeError(f"could not start PostgreSQL from {bindir}: {exc}\n{detail}") from None
     return PostgresCluster(port=port, user=user, directory=directory, bindir=bindir)
+
+
+def html_table(html: str, table_id: str) -> list[list[str]]:
+    """Return the body rows of the HTML table with id `table_id` as lists of cell texts
+    (whitespace collapsed); header-only rows are left out. For page tests."""
+    from html.parser import HTMLParser
+
+    class _Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.inside, self.rows, self.cell = False, [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table" and dict(attrs).get("id") == table_id:
+                self.inside = True
+            elif self.inside and tag == "tr":
+                self.rows.append([])
+            elif self.inside and tag == "td":
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag == "table":
+                self.inside = False
+            elif self.inside and tag == "td" and self.cell is not None:
+                self.rows[-1].append(" ".join(self.cell.split()))
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    parser = _Cells()
+    parser.feed(html)
+    return [row for row in parser.rows if row]
+
+
+def answer_everything(api, clock, study: str, worker: str, seconds: float, choose) -> int:
+    """Answer every unit the server gives `worker` through the JSON API test client `api`, advancing
+    `clock` by `seconds` per unit; `choose(assignment)` returns the answer body. Returns the count and
+    asserts the server ends with 204 (nothing left)."""
+    token = api.session(study, worker)
+    n = 0
+    while (nxt := api.next(study, token)).status == 200:
+        clock.advance(seconds)
+        assert api.answer(nxt.json["assignment"], token, **choose(nxt.json)).status == 201
+        n += 1
+    assert nxt.status == 204, nxt.text
+    return n

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from annotation_server.app import get_state
+from annotation_server.testing import answer_everything as work
 from annotation_server.quality import ExclusionRules, load_study_data
 from subjlab.cli import cli
 from subjlab.commands._study_data import OPTION_OF, RULE_FIELDS, exclusion_rules, load_study_records, read_study
@@ -36,18 +37,6 @@ class Built:
 
     db_url: str
     name: str
-
-
-def work(api, clock, study: str, worker: str, seconds: float, choose) -> int:
-    """Answer everything the server gives `worker`, `seconds` per unit; `choose(assignment)` -> answer body."""
-    token = api.session(study, worker)
-    n = 0
-    while (nxt := api.next(study, token)).status == 200:
-        clock.advance(seconds)
-        assert api.answer(nxt.json["assignment"], token, **choose(nxt.json)).status == 201
-        n += 1
-    assert nxt.status == 204, nxt.text
-    return n
 
 
 @pytest.fixture

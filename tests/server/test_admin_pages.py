@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from html.parser import HTMLParser
 
 import pytest
 from markupsafe import escape
 
+from annotation_server.testing import html_table as table
 from subjlab.data import load_split
 from subjlab.tasks import get_task
 
@@ -19,40 +19,6 @@ def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF field on the page"
     return match.group(1)
-
-
-class _Cells(HTMLParser):
-    """Collects the text of every <td> of the table with a given id, row by row."""
-
-    def __init__(self, table_id: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.table_id, self.inside, self.rows, self.cell = table_id, False, [], None
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "table" and dict(attrs).get("id") == self.table_id:
-            self.inside = True
-        elif self.inside and tag == "tr":
-            self.rows.append([])
-        elif self.inside and tag == "td":
-            self.cell = ""
-
-    def handle_endtag(self, tag):
-        if tag == "table":
-            self.inside = False
-        elif self.inside and tag == "td" and self.cell is not None:
-            self.rows[-1].append(self.cell.strip())
-            self.cell = None
-
-    def handle_data(self, data):
-        if self.cell is not None:
-            self.cell += data
-
-
-def table(html: str, table_id: str) -> list[list[str]]:
-    """Return the body rows of the table `table_id` as lists of cell texts."""
-    parser = _Cells(table_id)
-    parser.feed(html)
-    return [row for row in parser.rows if row]
 
 
 def login(client, token: str):

@@ -6,50 +6,17 @@ and accuracy on gold. Studies are built through the JSON API over real data, wit
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 
 import pytest
 from markupsafe import escape
 
+from annotation_server.testing import answer_everything as work
+from annotation_server.testing import html_table as table
 from subjlab.data import load_split
 from subjlab.tasks import REGISTRY
 
 FLIP = {"ham": "spam", "spam": "ham"}
 PAIR_TASKS = ["ag_news", "sms_spam", "financial_phrasebank", "tweet_irony"]  # most to least objective here
-
-
-class _Cells(HTMLParser):
-    """Collects the text of every <td> of the table with a given id, row by row."""
-
-    def __init__(self, table_id: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.table_id, self.inside, self.rows, self.cell = table_id, False, [], None
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "table" and dict(attrs).get("id") == self.table_id:
-            self.inside = True
-        elif self.inside and tag == "tr":
-            self.rows.append([])
-        elif self.inside and tag == "td":
-            self.cell = ""
-
-    def handle_endtag(self, tag):
-        if tag == "table":
-            self.inside = False
-        elif self.inside and tag == "td" and self.cell is not None:
-            self.rows[-1].append(" ".join(self.cell.split()))
-            self.cell = None
-
-    def handle_data(self, data):
-        if self.cell is not None:
-            self.cell += data
-
-
-def table(html: str, table_id: str) -> list[list[str]]:
-    """The body rows of the table `table_id` as lists of cell texts (whitespace collapsed)."""
-    parser = _Cells(table_id)
-    parser.feed(html)
-    return [row for row in parser.rows if row]
 
 
 def text_of(html: str, element_id: str) -> str:
@@ -63,18 +30,6 @@ def login(client, token: str) -> None:
     page = client.get("/admin/").get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     assert client.post("/admin/login", data={"csrf_token": csrf, "token": token}).status_code == 303
-
-
-def work(api, clock, study: str, worker: str, seconds: float, choose) -> int:
-    """Answer everything the server gives `worker`, `seconds` per unit; `choose(assignment)` -> answer body."""
-    token = api.session(study, worker)
-    n = 0
-    while (nxt := api.next(study, token)).status == 200:
-        clock.advance(seconds)
-        assert api.answer(nxt.json["assignment"], token, **choose(nxt.json)).status == 201
-        n += 1
-    assert nxt.status == 204, nxt.text
-    return n
 
 
 @pytest.fixture
