@@ -198,26 +198,9 @@ class OpenAIBatchBackend(OpenAIBackend):
                     last_error = f"HTTP {response.get('status_code')}: {json.dumps(body)[:200] if body else row.get('error')}"
                     continue
                 try:
-                    got[index] = self._to_response(_Obj(body), requests[index])
+                    got[index] = self._to_response(body, requests[index])
                 except RetryableError as exc:
                     last_error = str(exc)
         if len(got) < len(requests) and not last_error:
             last_error = f"batch {batch.id} ended {batch.status} without {len(requests) - len(got)} result(s)"
         return got, last_error
-
-
-class _Obj:
-    """Attribute access over a response body dict (the shape `_to_response` reads)."""
-
-    def __init__(self, data: Any):
-        self._data = data
-
-    def __getattr__(self, name: str) -> Any:
-        if not isinstance(self._data, dict) or name not in self._data:
-            return None
-        value = self._data[name]
-        if isinstance(value, dict):
-            return _Obj(value)
-        if isinstance(value, list):
-            return [_Obj(v) if isinstance(v, dict) else v for v in value]
-        return value

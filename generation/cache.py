@@ -3,8 +3,9 @@ from disk instead of the backend, so repeating a run costs no calls and a resume
 conversations it had.
 
 One SQLite file (default `subjlab.models.cache_dir()/generation/responses.sqlite`) in WAL mode:
-several processes may read and write it at once (busy timeout), and every `put` is its own
-committed transaction, so a crash (kill -9) never loses or corrupts a response that was stored.
+several processes may read and write it at once (busy timeout). `put` stores one response and
+`put_many` a group (the engine stores each round's responses in one transaction), each committed
+before it returns, so a crash (kill -9) never loses or corrupts a response that was stored.
 The key is the sha256 of the canonical JSON of the request; the value is the response text and its
 token usage.
 """
@@ -16,7 +17,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from generation.backends.base import ChatRequest, ChatResponse
 from subjlab.models import cache_dir
@@ -73,10 +74,18 @@ class ResponseCache:
 
     def put(self, key: str, response: ChatResponse) -> None:
         """Store a response (committed before returning; an existing key is replaced)."""
+        self.put_many([(key, response)])
+
+    def put_many(self, items: Sequence[tuple[str, ChatResponse]]) -> None:
+        """Store (key, response) pairs in one transaction, committed before returning (existing
+        keys are replaced; nothing for no items)."""
+        if not items:
+            return
+        rows = [(key, r.text, r.tokens_in, r.tokens_out, r.finish_reason) for key, r in items]
         with self._lock, self._conn:
-            self._conn.execute(
+            self._conn.executemany(
                 "INSERT OR REPLACE INTO responses (key, text, tokens_in, tokens_out, finish_reason) VALUES (?, ?, ?, ?, ?)",
-                (key, response.text, response.tokens_in, response.tokens_out, response.finish_reason),
+                rows,
             )
 
     def __len__(self) -> int:

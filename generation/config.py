@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,9 @@ class GenerationConfig:
 
     task: a registry key, a task file path, or a TaskSpec.
     mode: "zero-shot" (context + generation prompt, diversity prompt every `diversity_every` turns,
-      one conversation of up to `max_turns` turns per lane) or "few-shot" (context + `shots` real
+      one conversation of up to `max_turns` turns per lane; a conversation whose last `stall_turns`
+      turns gave no accepted text (duplicates, meta-talk, ...) is abandoned and the label gets a new
+      one; 0 never abandons) or "few-shot" (context + `shots` real
       labeled examples + imitation instruction, one fresh request each time).
     per_label: clean texts to produce for each label. labels: a subset of the task's labels (default all).
     backend: "local" (default; SmolLM2-135M-Instruct or `model` as a local path), "openai"
@@ -58,6 +62,7 @@ class GenerationConfig:
     conversations: int | None = None
     diversity_every: int = DEFAULT_DIVERSITY_EVERY
     max_turns: int = 20
+    stall_turns: int = 2
     shots: int = DEFAULT_SHOTS
     temperature: float = 0.8
     top_p: float = 0.95
@@ -100,6 +105,8 @@ class GenerationConfig:
                 raise ValueError(
                     f"labels {unknown or '(none)'} are not labels of task {self.spec.name!r}: {', '.join(self.spec.labels)}"
                 )
+        if self.stall_turns < 0:
+            raise ValueError(f"stall_turns must be >= 0 (0: never abandon a conversation), got {self.stall_turns}")
         for name in ("concurrency", "max_turns", "shots", "min_words"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -162,9 +169,12 @@ class GenerationConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the settings as a JSON-ready dict (task by name, no API key)."""
+        """Return the settings as a JSON-ready dict (no API key). The task appears by name and by
+        `task_digest`, a hash of its whole spec, so a task file whose prompts
+        changed gives a different dict under the same name."""
         out = asdict(self)
         out["task"] = self.spec.name
+        out["task_digest"] = task_digest(self.spec)
         out["api_key"] = None
         for key in ("cache_path", "data_dir"):
             if out[key] is not None:
@@ -174,6 +184,12 @@ class GenerationConfig:
         return out
 
 
+def task_digest(spec: TaskSpec) -> str:
+    """Return the first 16 hex digits of the sha256 of a task's whole spec (canonical JSON)."""
+    blob = json.dumps(spec.to_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
 @dataclass
 class RunSummary:
     """What a run did. Token counts and cost cover backend calls made by this run (cache hits are free).
@@ -181,7 +197,11 @@ class RunSummary:
     per_label: clean texts in the output file per label at the end. written: texts this run wrote;
     resumed: texts found in the output file at the start. filters: rejections per reason and
     "accepted" (accepted by this run). surplus: clean texts dropped because their label was full.
-    stopped: "complete", "budget" (max_requests spent) or "error: ...".
+    stopped: "complete", "budget" (max_requests spent) or "error: ...". abandoned_conversations:
+    zero-shot conversations given up after `stall_turns` turns without an accepted text.
+    unused_requests: backend calls sent ahead of their round (while the previous round finished)
+    that the round then did not need (answered ones count in `requests` and tokens, and their
+    replies are cached); they are only sent while the budget has room for them.
     """
 
     task: str
@@ -203,6 +223,8 @@ class RunSummary:
     surplus: int = 0
     filters: dict[str, int] = field(default_factory=dict)
     rounds: int = 0
+    abandoned_conversations: int = 0
+    unused_requests: int = 0
     trimmed_requests: int = 0
     repaired_tail: bool = False
     elapsed_s: float = 0.0

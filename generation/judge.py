@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Sequence
 
 from generation.backends import make_backend
-from generation.backends.base import Backend, ChatRequest, ChatResponse, RetryableError
+from generation.backends.base import Backend, ChatRequest, ChatResponse
 from generation.cache import ResponseCache, request_key
 from generation.prompts import Message, prompt_hash
+from generation.retry import RetryPolicy, with_retries
 from subjlab.records import Example, Judgment, now_iso, write_records
 from subjlab.tasks import OBJECTIVITY_DEFINITION, TaskSpec
 
@@ -268,19 +269,16 @@ def _request(slot: _Slot, examples: dict[str, list[str]], config: JudgeConfig) -
 
 async def _complete(backend: Backend, requests: list[ChatRequest], cache: ResponseCache | None,
                     max_retries: int) -> tuple[list[ChatResponse], int]:
-    """Answer requests from the cache or the backend (with retries); return (responses, cache hits)."""
+    """Answer requests from the cache or the backend (with retries); return (responses, cache hits).
+
+    Raises `generation.retry.RetriesExhausted` (a BackendError) when the backend still fails after
+    `max_retries` retries."""
     keys = [request_key(backend.cache_namespace or backend.name, backend.model, r) for r in requests]
     out: list[ChatResponse | None] = [cache.get(k) if cache is not None else None for k in keys]
     todo = [i for i, r in enumerate(out) if r is None]
     if todo:
-        for attempt in range(max_retries + 1):
-            try:
-                fresh = await backend.complete([requests[i] for i in todo])
-                break
-            except RetryableError as exc:
-                if attempt == max_retries:
-                    raise
-                await asyncio.sleep(exc.retry_after if exc.retry_after is not None else min(60.0, 2.0 ** attempt))
+        policy = RetryPolicy(max_retries=max_retries, backoff_base=1.0, backoff_max=60.0, jitter=False)
+        fresh = await with_retries(lambda: backend.complete([requests[i] for i in todo]), policy)
         for i, resp in zip(todo, fresh):
             out[i] = resp
             if cache is not None:

@@ -1,9 +1,12 @@
-"""The output file of a run: JSON Lines of `Example` records, appended one fsync'd line at a time.
+"""The output file of a run: JSON Lines of `Example` records, appended a group at a time.
 
 `load_output` reads what an earlier (possibly killed) run left, so a re-run resumes: a last line
 cut short by a crash is removed (or completed when it is whole JSON missing its newline), every
-other line must be a valid record of the same task and mode. `OutputWriter` appends records with
-`subjlab.records.append_record` (flush + fsync per record), so nothing acknowledged is ever lost.
+other line must be a valid record of the same task and mode. `OutputWriter.write_many` appends a
+group of records (the engine's round) with one write, one flush and one fsync: a record counts as
+written (the engine's counts, the progress bar, the summary) only once that fsync has returned, so
+nothing acknowledged is ever lost; a crash before it leaves at most a torn last line, which
+`load_output` repairs.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Sequence
 
-from subjlab.records import Example, RecordError, append_record, read_examples
+from subjlab.records import Example, RecordError, read_examples
 
 
 @dataclass
@@ -77,16 +81,25 @@ def load_output(path: str | Path, task: str, mode: str) -> ExistingOutput:
 
 
 class OutputWriter:
-    """Append records to a JSON Lines file, each flushed and fsync'd before `write` returns."""
+    """Append records to a JSON Lines file; each `write_many` group is flushed and fsync'd once,
+    before it returns."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("a", encoding="utf-8")
 
+    def write_many(self, records: Sequence[Example]) -> None:
+        """Append `records` durably: all lines, then one flush and one fsync (nothing for none)."""
+        if not records:
+            return
+        self._fh.write("".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
     def write(self, record: Example) -> None:
         """Append one record durably."""
-        append_record(self._fh, record)
+        self.write_many([record])
 
     def close(self) -> None:
         """Close the file."""

@@ -88,6 +88,9 @@ class Backend(abc.ABC):
     max_batch: how many requests one `complete` call should carry (1: one request per call, the
     engine runs calls concurrently; >1: the backend batches them itself).
     cache_namespace: the backend's identity in response-cache keys (e.g. "openai:<endpoint>").
+    concurrent_calls: True when calls made at once are served at once (a remote endpoint): the
+    engine then sends a round's likely successors ahead while the round finishes. False for a
+    backend computing on this machine, where a request sent for nothing costs real compute.
     """
 
     name: str = ""
@@ -95,6 +98,7 @@ class Backend(abc.ABC):
     cache_namespace: str = ""
     context_window: int = 4096
     max_batch: int = 1
+    concurrent_calls: bool = False
 
     @abc.abstractmethod
     async def complete(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:

@@ -70,6 +70,7 @@ class OpenAIBackend(Backend):
     """Chat Completions through `openai.AsyncOpenAI`."""
 
     name = "openai"
+    concurrent_calls = True
 
     def __init__(
         self,
@@ -80,9 +81,7 @@ class OpenAIBackend(Backend):
         context_window: int | None = None,
     ):
         from openai import AsyncOpenAI
-        from openai.types.chat import ChatCompletion
 
-        self._completion_type = ChatCompletion
         self.model = model or DEFAULT_OPENAI_MODEL
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -124,11 +123,12 @@ class OpenAIBackend(Backend):
         where = self.endpoint
         try:
             # The client's generic `post` (its documented way to call any endpoint) sends the body we
-            # built as is. `chat.completions.create` would first walk it against the request's
-            # TypedDict annotations, which transforms nothing here and was a quarter of the client's
-            # CPU time per request in bench/generation_throughput.py. Auth, base URL, timeouts,
-            # errors and response parsing are the same.
-            resp = await self.client.post(_CHAT_PATH, cast_to=self._completion_type, body=kwargs)
+            # built as is, and `cast_to=object` hands back the decoded JSON. `chat.completions.create`
+            # would first walk the body against the request's TypedDict annotations and then build a
+            # pydantic `ChatCompletion` of the reply; neither changes what is sent or read here, and
+            # together they were about half of the client's CPU time per request in
+            # bench/generation_throughput.py. Auth, base URL, timeouts and errors are the same.
+            resp = await self.client.post(_CHAT_PATH, cast_to=object, body=kwargs)
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise BackendAuthError(
                 f"{where} rejected the credentials (HTTP {exc.status_code}): {_message(exc)}; "
@@ -152,22 +152,26 @@ class OpenAIBackend(Backend):
             raise RetryableError(f"{where}: malformed response body ({type(exc).__name__}: {exc})") from None
         return self._to_response(resp, request)
 
-    def _to_response(self, resp: Any, request: ChatRequest) -> ChatResponse:
-        choices = getattr(resp, "choices", None)
-        if not choices:
-            raise RetryableError(f"{self.endpoint}: malformed response body (no choices): {str(resp)[:200]!r}")
-        message = getattr(choices[0], "message", None)
-        content = getattr(message, "content", None)
+    def _to_response(self, body: Any, request: ChatRequest) -> ChatResponse:
+        """Read a Chat Completions response body (decoded JSON) into a ChatResponse; raises
+        RetryableError for a body without a choice carrying text content."""
+        choices = body.get("choices") if isinstance(body, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise RetryableError(f"{self.endpoint}: malformed response body (no choices): {str(body)[:200]!r}")
+        message = choices[0].get("message")
+        content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, str):
             raise RetryableError(f"{self.endpoint}: malformed response body (no message content)")
-        usage = getattr(resp, "usage", None)
-        tokens_in = getattr(usage, "prompt_tokens", None)
-        tokens_out = getattr(usage, "completion_tokens", None)
+        usage = body.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        tokens_in = usage.get("prompt_tokens")
+        tokens_out = usage.get("completion_tokens")
         if not isinstance(tokens_in, int):
             tokens_in = estimate_tokens(request.messages)
         if not isinstance(tokens_out, int):
             tokens_out = math.ceil(len(content) / 3)
-        return ChatResponse(content, tokens_in, tokens_out, getattr(choices[0], "finish_reason", None))
+        finish = choices[0].get("finish_reason")
+        return ChatResponse(content, tokens_in, tokens_out, finish if isinstance(finish, str) else None)
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""

@@ -47,6 +47,9 @@ def _labels(value: str | None) -> tuple[str, ...] | None:
               help="Zero-shot: send the diversity prompt every N turns of a conversation (0: never).")
 @click.option("--max-turns", type=click.IntRange(min=1), default=20, show_default=True,
               help="Zero-shot: turns per conversation before a new one starts.")
+@click.option("--stall-turns", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Zero-shot: abandon a conversation after N turns in a row without an accepted text "
+                   "(the model repeating itself) and start a new one (0: never).")
 @click.option("--shots", type=click.IntRange(min=1), default=4, show_default=True,
               help="Few-shot: real examples per prompt, balanced across labels.")
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True)
@@ -122,6 +125,7 @@ def generate(**kw) -> None:
         conversations=kw["conversations"],
         diversity_every=kw["diversity_every"],
         max_turns=kw["max_turns"],
+        stall_turns=kw["stall_turns"],
         shots=kw["shots"],
         temperature=kw["temperature"],
         top_p=kw["top_p"],
@@ -176,6 +180,8 @@ def generate(**kw) -> None:
         ["texts per label", ", ".join(f"{k}: {v}" for k, v in summary.per_label.items()) + f" (target {summary.per_label_target})"],
         ["written / resumed", f"{summary.written} / {summary.resumed}"],
         ["requests (cache hits, retries)", f"{summary.requests} ({summary.cache_hits}, {summary.retries})"],
+        ["sent ahead, unused", summary.unused_requests],
+        ["conversations abandoned (stalled)", summary.abandoned_conversations],
         ["tokens in / out", f"{summary.tokens_in} / {summary.tokens_out}"],
         ["estimated cost", cost],
         ["candidates parsed", summary.candidates],

@@ -85,6 +85,12 @@ class ScriptedResponder:
                 self.in_flight -= 1
 
 
+@pytest.fixture(name="canned_text")
+def canned_text_fixture():
+    """The default reply function of `ScriptedResponder` (for responders built on it)."""
+    return canned_text
+
+
 @pytest.fixture
 def scripted():
     """Make a `ScriptedResponder`: `scripted(latency=..., faults=..., always=..., text=...)`."""

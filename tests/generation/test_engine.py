@@ -1,9 +1,11 @@
 """The engine against real OpenAI-compatible servers on 127.0.0.1 (the real `openai` client):
-concurrency, retries and fault handling, the response cache, budgets, conversations, resume."""
+concurrency, retries and fault handling, the response cache, budgets, conversations, resume,
+one fsync per round, requests sent ahead of their round, abandoning stalled conversations."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -220,3 +222,109 @@ def test_a_torn_last_line_is_repaired_and_the_run_completes(serve, scripted, tmp
     summary = generate(_config(server, tmp_path, per_label=3), out)
     assert summary.repaired_tail and summary.resumed == 4 and summary.written == 2
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [json.loads(x)["id"] for x in lines]
+
+
+# -- durability and throughput: one fsync per round, requests sent ahead ---------------------------
+
+
+def test_each_round_is_made_durable_with_one_fsync(serve, scripted, tmp_path, monkeypatch):
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd):  # the OS boundary: count, then really sync
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    server = serve(scripted())
+    out = tmp_path / "out.jsonl"
+    summary = generate(_config(server, tmp_path, per_label=6, conversations=4, cache=False), out)
+    assert summary.written == 12 and summary.rounds == 3  # 4 texts per round
+    assert len(fsyncs) == summary.rounds
+    assert len(_rows(out)) == 12
+
+
+def test_next_turns_are_sent_while_a_slow_reply_holds_the_round(serve, scripted, tmp_path):
+    slow = scripted(latency=0.02, faults={0: ("sleep", 0.6)})  # the round's first request takes 0.6 s
+    server = serve(slow)
+    cfg = _config(server, tmp_path, per_label=6, conversations=4, concurrency=4, cache=False)
+    summary = generate(cfg, tmp_path / "ahead.jsonl")
+    t_slow = slow.log[0][0]
+    second_turns = [t for t, body in slow.log if len(body["messages"]) == 4]  # context, ask, reply, ask
+    assert second_turns and min(second_turns) < t_slow + 0.5  # before the slow reply was back
+    assert summary.unused_requests == 0 and summary.requests == slow.count == 12
+
+    # The records do not depend on that timing: one request at a time writes the same file.
+    calm = serve(scripted())
+    reference = generate(_config(calm, tmp_path, per_label=6, conversations=4, concurrency=1, cache=False),
+                         tmp_path / "serial.jsonl")
+    keys = ("id", "text", "label", "conversation", "conversation_turn", "item", "prompt_hash")
+    assert [[r[k] for k in keys] for r in _rows(tmp_path / "ahead.jsonl")] == \
+        [[r[k] for k in keys] for r in _rows(tmp_path / "serial.jsonl")]
+    assert reference.written == summary.written == 12
+
+
+def test_requests_sent_ahead_that_are_not_needed_are_counted_not_written(serve, scripted, canned_text, tmp_path):
+    def two_texts(body):  # every reply holds two texts, so each label fills in one round
+        return f"1. {canned_text(body)}\n2. {canned_text({**body, 'seed': body['seed'] + 1})}"
+
+    responder = scripted(latency=0.05, text=two_texts)
+    server = serve(responder)
+    summary = generate(_config(server, tmp_path, per_label=4, conversations=4), tmp_path / "out.jsonl")
+    # The guess "one text per reply" sent each conversation's second turn ahead; none was needed.
+    assert summary.per_label == {"ham": 4, "spam": 4} and summary.rounds == 1
+    assert summary.unused_requests == 4
+    assert [r["conversation_turn"] for r in _rows(tmp_path / "out.jsonl")] == [0] * 8
+
+
+def test_sending_ahead_never_goes_past_the_budget(serve, scripted, tmp_path):
+    responder = scripted(latency=0.02, always=("text", "Here is a spam message for you:"))  # all rejected
+    server = serve(responder)
+    summary = generate(_config(server, tmp_path, per_label=2, conversations=2, max_requests=5), tmp_path / "out.jsonl")
+    assert summary.stopped == "budget" and responder.count <= 5 and summary.requests <= 5
+
+
+# -- stalled conversations ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def repeats_itself(canned_text):
+    """A model that, after its first reply in a conversation, only repeats that reply."""
+
+    def reply(body):
+        msgs = body["messages"]
+        return msgs[2]["content"] if len(msgs) > 2 else canned_text(body)
+
+    return reply
+
+
+def test_a_stalled_conversation_is_abandoned_for_a_new_one(serve, scripted, repeats_itself, tmp_path):
+    responder = scripted(text=repeats_itself)
+    server = serve(responder)
+    cfg = _config(server, tmp_path, per_label=3, labels=("spam",), conversations=1, max_turns=5, stall_turns=2)
+    summary = generate(cfg, tmp_path / "out.jsonl")
+    rows = _rows(tmp_path / "out.jsonl")
+    # conversation 0: turn 0 accepted, turns 1-2 duplicates -> abandoned; the same for 1; 2 gives the last text
+    assert [(r["conversation"], r["conversation_turn"]) for r in rows] == [(0, 0), (1, 0), (2, 0)]
+    assert summary.abandoned_conversations == 2 and summary.filters["duplicate"] == 4
+    assert summary.requests == 7 and summary.complete
+
+    # stall_turns=0 keeps each conversation to max_turns: 4 wasted turns per conversation, not 2
+    again = generate(_config(server, tmp_path, per_label=3, labels=("spam",), conversations=1, max_turns=5,
+                             stall_turns=0, cache=False), tmp_path / "patient.jsonl")
+    assert again.abandoned_conversations == 0 and again.requests == 11 and again.filters["duplicate"] == 8
+    assert [r["text"] for r in _rows(tmp_path / "patient.jsonl")] == [r["text"] for r in rows]
+
+
+def test_stall_rule_is_replayed_exactly_after_a_resume(serve, scripted, repeats_itself, tmp_path):
+    responder = scripted(text=repeats_itself)
+    server = serve(responder)
+    cfg = dict(per_label=5, labels=("spam",), conversations=2, max_turns=6, stall_turns=2)
+    full = generate(_config(server, tmp_path, **cfg), tmp_path / "full.jsonl")
+    out = tmp_path / "cut.jsonl"
+    out.write_text("".join(line + "\n" for line in (tmp_path / "full.jsonl").read_text().splitlines()[:2]))
+    resumed = generate(_config(server, tmp_path, **cfg), out)
+    assert resumed.resumed == 2 and resumed.written == 3 and resumed.requests == 0  # all from the cache
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "created_at"} for r in rows]  # noqa: E731
+    assert strip(_rows(out)) == strip(_rows(tmp_path / "full.jsonl"))
+    assert full.abandoned_conversations >= 1
