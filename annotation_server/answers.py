@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from annotation_server import validation as v
 from annotation_server.cache import MetadataCache, SessionRef, StudyMeta
 from annotation_server.clock import iso
+from annotation_server.db import FastStatement
 from annotation_server.errors import ApiError
 from annotation_server.leases import mark_answered, write_engine
 from annotation_server.models import (
@@ -251,6 +252,12 @@ def _one_statement(labeling: bool):
     return select(slot.c.id).select_from(slot).add_cte(ins, gold, bump)
 
 
+@lru_cache(maxsize=None)
+def _fast_one_statement(labeling: bool) -> FastStatement:
+    """`_one_statement` ready for the hot path."""
+    return FastStatement(_one_statement(labeling))
+
+
 def record_answer(conn: Connection, meta: StudyMeta, ref: SessionRef, token_hash: str, assignment_id: int,
                   answer: Answer, choice_id: int | None, now: datetime) -> dict[str, Any] | None:
     """Record a validated answer to a slot the worker holds; return the 201 reply JSON, or None when the
@@ -261,7 +268,7 @@ def record_answer(conn: Connection, meta: StudyMeta, ref: SessionRef, token_hash
               "val": answer.value, "choice": choice_id}
     try:
         if conn.dialect.name == "postgresql":
-            done = conn.execute(_one_statement(meta.labeling), params).first() is not None
+            done = _fast_one_statement(meta.labeling).first(conn, params) is not None
         else:
             done = _record_in_steps(conn, meta, ref, params, answer, choice_id, now)
     except IntegrityError:

@@ -78,7 +78,8 @@ class CookieFirstSessionInterface(SecureCookieSessionInterface):
     and an empty session nobody touched is not looked at again when the response goes out."""
 
     def open_session(self, app: Flask, request):
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        if app.secret_key and ("HTTP_COOKIE" not in request.environ  # no Cookie header: skip parsing it
+                               or not request.cookies.get(self.get_cookie_name(app))):
             return self.session_class()
         return super().open_session(app, request)
 

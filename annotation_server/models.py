@@ -172,7 +172,7 @@ class Assignment(Base, table=True):
     __table_args__ = (
         UniqueConstraint("study_id", "unit_key", "slot"),
         UniqueConstraint("study_id", "unit_key", "worker_id"),
-        Index("ix_assignment_study_id_status", "study_id", "status"),
+        # No index on `status` (migration 0003): answering a slot then is a HOT update on PostgreSQL.
         # (study_id, worker_id) lookups (a worker's slots) and "has this worker seen unit X" probes both use
         # it as an exact index lookup, whatever plan the database picks (migration 0002).
         Index("ix_assignment_study_id_worker_id_unit_key", "study_id", "worker_id", "unit_key"),

@@ -165,7 +165,12 @@ _SCHEMAS: dict[str, Any] = {
     "AnswerRecorded": {
         "type": "object", "required": ["assignment", "kind", "recorded_at"],
         "properties": {"assignment": {"type": "integer"}, "kind": {"type": "string"}, "winner": {"type": "string"},
-                       "label": {"type": "string"}, "recorded_at": {"type": "string", "format": "date-time"}},
+                       "label": {"type": "string"}, "recorded_at": {"type": "string", "format": "date-time"},
+                       "next": {"description": "Only with ?next=1: the worker's next assignment (as GET "
+                                               "/studies/{name}/next returns it), or null when nothing is left",
+                                "oneOf": [_ref("PairwiseAssignment"),
+                                          _ref("LabelingAssignment"),
+                                          {"type": "null"}]}},
     },
     "WorkerStatus": {
         "type": "object", "required": ["study", "worker_id", "answered", "target", "finished", "completion_code"],
@@ -234,8 +239,14 @@ def openapi_document() -> dict[str, Any]:
             "responses": {"200": _json({"oneOf": [_ref("PairwiseAssignment"), _ref("LabelingAssignment")]}, "An assignment"),
                           "204": {"description": "Nothing left for this worker"}, **_errors(401, 403, 404)}}},
         "/assignments/{id}": {"post": {
-            "summary": "Answer an assignment (idempotent for the same answer)", "operationId": "answer", "security": _WORKER,
-            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "summary": "Answer an assignment (idempotent for the same answer); with ?next=1 the reply carries the "
+                       "worker's next assignment too (one round trip per unit)",
+            "operationId": "answer", "security": _WORKER,
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                           {"name": "next", "in": "query", "required": False,
+                            "description": "1 (or true): also lease the worker's next assignment and return it as "
+                                           "`next` (null when nothing is left); 0 (or false, the default): do not",
+                            "schema": {"type": "string", "enum": ["0", "1", "false", "true"]}}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Answer")}}},
             "responses": {"201": _json(_ref("AnswerRecorded"), "Recorded"), **_errors(400, 401, 404, 409, 413, 422)}}},
         "/studies/{name}/me": {"get": {

@@ -13,7 +13,8 @@ same candidates ordered by `analysis.pair_selection.suggest_pairs` on the judgme
 How (balanced schedulers): ONE statement claims the slot (`claim`). Its subquery walks the unit table's
 `(study_id, n_answers)` index upwards from the least answered units, keeps units that are below quota, not
 seen by the worker (an exact lookup in the `(study_id, worker_id, unit_key)` or the UNIQUE
-`(study_id, unit_key, worker_id)` index) and that have a free slot (a lookup in the unit's slots), stops
+`(study_id, unit_key, worker_id)` index) and that have a free slot (a lookup in the unit's slots: on
+PostgreSQL one LATERAL probe that also returns the slot, on SQLite an EXISTS probe), stops
 after `WINDOW` such units, picks one of the least answered of them at random, and the outer conditional
 UPDATE leases it. Every step is an index lookup driven by a LIMIT on an index-ordered scan, so the plan
 does not depend on fresh table statistics and its cost does not grow with the size of the study.
@@ -26,7 +27,8 @@ worker_id).
 The worker's state (counts, current lease, the numbers behind the progress bar) is read by one statement
 too (`read_state`), which also checks the worker's token. The statements are built once per study kind
 with bind parameters (`lru_cache`), internal constants (statuses, limits) written into the SQL text (see
-`const`), and run in autocommit mode (`db.autocommit`): each is its own transaction.
+`const`), run in autocommit mode (`db.autocommit`): each is its own transaction, and on PostgreSQL
+straight on the driver's cursor (`db.FastStatement`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from annotation_server.cache import StudyMeta
+from annotation_server.db import FastStatement
 from annotation_server.errors import ApiError
 from annotation_server.leases import free_clause
 from annotation_server.models import (
@@ -158,6 +161,12 @@ _EXP = bindparam("exp", type_=DateTime(timezone=True))
 
 
 @lru_cache(maxsize=None)
+def _fast_state_statement(kind: str, capped: bool, with_gold: bool) -> FastStatement:
+    """`_state_statement` ready for the hot path."""
+    return FastStatement(_state_statement(kind, capped, with_gold))
+
+
+@lru_cache(maxsize=None)
 def _state_statement(kind: str, capped: bool, with_gold: bool):
     """The `read_state` SELECT for a study kind (built once; parameters :h, :sid, :q and :lim if capped)."""
     ws, w, s = WorkerSession.__table__, Worker.__table__, Study.__table__
@@ -183,7 +192,10 @@ def _state_statement(kind: str, capped: bool, with_gold: bool):
     lease_expires = held.with_only_columns(lm.c.lease_expires).scalar_subquery()
     below_rows = select(literal(1).label("one")).select_from(unit).where(unit.c.study_id == _SID, unit.c.n_answers < _Q)
     if capped:
-        below_rows = below_rows.limit(bindparam("lim", type_=Integer))
+        # ORDER BY the (study_id, n_answers) index order: the LIMIT then stops an index walk inside this
+        # study. Without it PostgreSQL's cached generic plan may pick a sequential scan "until 50 rows
+        # match", which reads every earlier study's units first: a cost that grew with the database.
+        below_rows = below_rows.order_by(unit.c.n_answers).limit(bindparam("lim", type_=Integer))
     below = select(func.count()).select_from(below_rows.subquery("b")).scalar_subquery()
     mb = Assignment.__table__.alias("mb")
     mine_below = (select(func.count()).select_from(mb.join(unit, unit.c.id == mb.c[col]))
@@ -212,15 +224,15 @@ def read_state(conn: Connection, meta: StudyMeta, token_hash: str) -> WorkerStat
     params = {"h": token_hash, "sid": meta.id, "q": meta.quota}
     if capped:
         params["lim"] = 2 * meta.max_per_worker
-    row = conn.execute(_state_statement(meta.kind, capped, bool(meta.gold_every)), params).first()
+    row = _fast_state_statement(meta.kind, capped, bool(meta.gold_every)).first(conn, params)
     if row is None:
         return None
     return WorkerState(
         session_id=row[0], worker_pk=row[1], worker_id=row[2], study_id=row[3], study_name=row[4],
         study_status=row[5], study_created_at=row[6],
-        counts=WorkerCounts(int(row.ra), int(row.rl), int(row.ga), int(row.gl)),
-        lease_id=row.lease_id, lease_expires=row.lease_expires, below=int(row.below or 0),
-        mine_below=int(row.mine_below or 0), n_gold=int(row.n_gold or 0),
+        counts=WorkerCounts(int(row[7]), int(row[8]), int(row[9]), int(row[10])),
+        lease_id=row[11], lease_expires=row[12], below=int(row[13] or 0),
+        mine_below=int(row[14] or 0), n_gold=int(row[15] or 0),
     )
 
 
@@ -261,24 +273,42 @@ def _free(t, now=_NOW):
 
 
 @lru_cache(maxsize=None)
-def _window(kind: str, size: int | None):
+def _window(kind: str, size: int | None, lateral: bool = False):
     """SELECT (slot_id, n) of up to `size` units the worker may get, least answered first: one free slot
-    per unit below quota that the worker has not seen (module doc). Parameters :sid, :q, :wpk, :now."""
+    per unit below quota that the worker has not seen (module doc). Parameters :sid, :q, :wpk, :now.
+
+    `lateral` (PostgreSQL): find each unit's free slot with ONE probe of its slots, a LATERAL subquery
+    that also drops units without a free slot; otherwise (SQLite has no LATERAL) an EXISTS probe filters
+    the units and a scalar subquery picks the slot (two probes per unit)."""
     unit, col, prefix = _unit(kind)
     a = Assignment.__table__.alias("a")
     m = Assignment.__table__.alias("m")
     free_slot = select(a.c.id).where(a.c[col] == unit.c.id, _free(a))
     # which free slot of the unit: any (labeling slots are interchangeable); pairwise slots differ in the
     # left/right order shown, so pick one at random, as the order shown to each worker should be
-    pick_slot = free_slot if kind == LABELING else free_slot.order_by(func.random())
+    pick_slot = (free_slot if kind == LABELING else free_slot.order_by(func.random())).limit(const(1))
     seen = select(m.c.id).where(m.c.study_id == _SID, m.c.unit_key == const(prefix) + cast(unit.c.id, String),
                                 m.c.worker_id == _WPK).exists()
-    stmt = (
-        select(pick_slot.limit(const(1)).scalar_subquery().label("slot_id"), unit.c.n_answers.label("n"))
-        .where(unit.c.study_id == _SID, unit.c.n_answers < _Q, free_slot.exists(), ~seen)
-        .order_by(unit.c.n_answers)
-    )
+    if lateral:
+        slot = pick_slot.lateral("s")
+        stmt = (select(slot.c.id.label("slot_id"), unit.c.n_answers.label("n"))
+                .select_from(unit.join(slot, true()))
+                .where(unit.c.study_id == _SID, unit.c.n_answers < _Q, ~seen))
+    else:
+        stmt = (select(pick_slot.scalar_subquery().label("slot_id"), unit.c.n_answers.label("n"))
+                .where(unit.c.study_id == _SID, unit.c.n_answers < _Q, free_slot.exists(), ~seen))
+    stmt = stmt.order_by(unit.c.n_answers)
     return stmt.limit(const(size)) if size is not None else stmt
+
+
+@lru_cache(maxsize=None)
+def _fast_window(kind: str, size: int | None, lateral: bool) -> FastStatement:
+    """`_window` ready for the hot path."""
+    return FastStatement(_window(kind, size, lateral))
+
+
+def _lateral(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
 
 
 def _window_params(study_id: int, quota: int, worker_pk: int, now: datetime) -> dict[str, Any]:
@@ -287,7 +317,7 @@ def _window_params(study_id: int, quota: int, worker_pk: int, now: datetime) -> 
 
 def has_free_unit(conn: Connection, kind: str, study_id: int, quota: int, worker_pk: int, now: datetime) -> bool:
     """Return True when some free slot of a unit the worker has not seen exists (what `next` could give)."""
-    return conn.execute(_window(kind, 1), _window_params(study_id, quota, worker_pk, now)).first() is not None
+    return _fast_window(kind, 1, _lateral(conn)).first(conn, _window_params(study_id, quota, worker_pk, now)) is not None
 
 
 def candidate_slots(conn: Connection, study, worker_pk: int, now: datetime, limit: int = WINDOW) -> list[int]:
@@ -296,7 +326,7 @@ def candidate_slots(conn: Connection, study, worker_pk: int, now: datetime, limi
     `.judgments_per_pair` of a Study row)."""
     quota = getattr(study, "quota", None) or (
         (study.labels_per_item if study.kind == LABELING else study.judgments_per_pair) or 1)
-    rows = conn.execute(_window(study.kind, WINDOW), _window_params(study.id, quota, worker_pk, now)).all()
+    rows = conn.execute(_window(study.kind, WINDOW, _lateral(conn)), _window_params(study.id, quota, worker_pk, now)).all()
     rng = random.Random()
     rows = sorted(rows, key=lambda r: (r.n, rng.random()))
     return [r.slot_id for r in rows[:limit]]
@@ -339,18 +369,26 @@ def _returning(t, kind: str, texts: bool = True):
     return cols
 
 
-def _claimed(row: Row, kind: str, **flags: bool) -> Claimed:
+def _claimed(row: Row | tuple, kind: str, **flags: bool) -> Claimed:
+    """A Claimed from a row of `_returning`'s columns, by position (id, lease_expires, left_task_id,
+    right_task_id, gold_id[, item_key, item_text])."""
     labeling = kind == LABELING
-    return Claimed(assignment_id=row.id, lease_expires=row.lease_expires, left_task_id=row.left_task_id,
-                   right_task_id=row.right_task_id, gold=row.gold_id is not None,
-                   item_key=row.item_key if labeling else None, item_text=row.item_text if labeling else None, **flags)
+    return Claimed(assignment_id=row[0], lease_expires=row[1], left_task_id=row[2], right_task_id=row[3],
+                   gold=row[4] is not None, item_key=row[5] if labeling else None,
+                   item_text=row[6] if labeling else None, **flags)
 
 
 @lru_cache(maxsize=None)
-def _claim_statement(kind: str):
+def _fast_claim_statement(kind: str, lateral: bool) -> FastStatement:
+    """`_claim_statement` ready for the hot path."""
+    return FastStatement(_claim_statement(kind, lateral))
+
+
+@lru_cache(maxsize=None)
+def _claim_statement(kind: str, lateral: bool = False):
     """The claiming UPDATE (module doc). Parameters :sid, :q, :wpk, :now, :exp."""
     table = Assignment.__table__
-    w = _window(kind, WINDOW).subquery("w")
+    w = _window(kind, WINDOW, lateral).subquery("w")
     c = table.alias("c")
     pick = (select(c.c.id).join(w, w.c.slot_id == c.c.id).where(_free(c))
             .order_by(w.c.n, func.random()).limit(const(1))
@@ -367,7 +405,7 @@ def claim(conn: Connection, meta: StudyMeta, worker_pk: int, now: datetime, leas
     IntegrityError when the worker raced itself for a unit."""
     params = _window_params(meta.id, meta.quota, worker_pk, now)
     params["exp"] = now + timedelta(seconds=lease_seconds)
-    row = conn.execute(_claim_statement(meta.kind), params).first()
+    row = _fast_claim_statement(meta.kind, _lateral(conn)).first(conn, params)
     return _claimed(row, meta.kind, new_regular=True) if row is not None else None
 
 
@@ -397,19 +435,19 @@ def take_gold(conn: Connection, meta: StudyMeta, worker_pk: int, now: datetime, 
         return None
     if meta.kind == LABELING:  # an INSERT's RETURNING cannot correlate subqueries: read the check's text
         read, _ = _held_statements(meta.kind)
-        row = conn.execute(read, {"lid": row.id}).first()
+        row = read.first(conn, {"lid": row[0]})
     return _claimed(row, meta.kind, new_gold=True)
 
 
 @lru_cache(maxsize=None)
-def _held_statements(kind: str):
+def _held_statements(kind: str) -> tuple[FastStatement, FastStatement]:
     """(SELECT a held slot by :lid, UPDATE renewing it for :wpk until :exp) with the RETURNING columns."""
     table = Assignment.__table__
     lid = bindparam("lid")
     read = select(*_returning(table, kind)).where(table.c.id == lid)
     renew = (update(table).where(table.c.id == lid, table.c.worker_id == _WPK, table.c.status == LEASED_)
              .values(leased_at=_NOW, lease_expires=_EXP).returning(*_returning(table, kind)))
-    return read, renew
+    return FastStatement(read), FastStatement(renew)
 
 
 def held_lease(conn: Connection, meta: StudyMeta, worker_pk: int, lease_id: int, expires: datetime, now: datetime,
@@ -417,10 +455,10 @@ def held_lease(conn: Connection, meta: StudyMeta, worker_pk: int, lease_id: int,
     """Return the worker's current lease `lease_id` (renewed if it expired and nobody took it), or None."""
     read, renew = _held_statements(meta.kind)
     if expires is not None and expires >= now:
-        row = conn.execute(read, {"lid": lease_id}).first()
+        row = read.first(conn, {"lid": lease_id})
     else:
-        row = conn.execute(renew, {"lid": lease_id, "wpk": worker_pk, "now": now,
-                                   "exp": now + timedelta(seconds=lease_seconds)}).first()
+        row = renew.first(conn, {"lid": lease_id, "wpk": worker_pk, "now": now,
+                                 "exp": now + timedelta(seconds=lease_seconds)})
     return _claimed(row, meta.kind) if row is not None else None
 
 

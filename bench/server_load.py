@@ -2,8 +2,12 @@
 
 For each database (SQLite file, and a throwaway PostgreSQL cluster started here), the script starts the
 real server (`subjlab serve`: gunicorn, several worker processes with threads) on 127.0.0.1, creates one labeling study per load level over real AG News texts, and lets N
-simulated workers (threads, one keep-alive connection each) loop: session -> next -> answer, new
-session when the server says 204. Per level it prints accepted answers/s, p50/p95/p99 latency of every
+simulated workers (threads, one keep-alive connection each) loop, new session when nothing is left:
+- `strict` (issue 3's loop): session -> next -> answer, each its own request;
+- `one-trip` (what the worker pages do): each answer asks for the next assignment in the same reply
+  (`POST /assignments/{id}?next=1`), so a unit costs one request instead of two.
+`--loop both` (the default) runs every level with each loop, on separate fresh studies, and labels each
+row. Per level it prints accepted answers/s, p50/p95/p99 latency of every
 request, errors, and acknowledged vs persisted answers (persisted = the admin export; every
 acknowledged (item, worker, label) must be in it, and nothing else).
 
@@ -14,11 +18,13 @@ no duplicate (item, worker), every slot answered (so leases held by the killed s
 re-issued), and no lease left active.
 
     python bench/server_load.py [--db sqlite|postgres|both] [--workers 1,8,32,64] [--seconds 10]
+                                [--loop strict|one-trip|both] [--server-workers 2] [--threads 8]
 
 Each load level also prints the CPU time per accepted answer of the server (gunicorn), PostgreSQL and
 the load generator, which disturbance from other work on a shared machine changes far less than rates
 and latencies. `--in-process` first runs the hot path inside this process (Flask's test client, one
-worker, no HTTP) and prints SQL statements and CPU milliseconds per next + answer cycle.
+worker, no HTTP) and prints SQL statements and CPU milliseconds per next + answer cycle (strict) and
+per answer?next=1 cycle (one-trip).
 
 The load-generator threads run niced (`--nice`, default +10; the server at normal priority). The
 machine may be shared: the load average is printed. Latencies are measured by the client, on the
@@ -305,10 +311,11 @@ class SimulatedWorker(threading.Thread):
     idempotent, so this cannot count twice.
     """
 
-    def __init__(self, url: str, study: str, index: int, stop: threading.Event, run: str, nice: int = 0):
+    def __init__(self, url: str, study: str, index: int, stop: threading.Event, run: str, nice: int = 0,
+                 one_trip: bool = False):
         super().__init__(daemon=True, name=f"sim-{index}")
         self.url, self.study, self.index, self.stop_event, self.run_id = url, study, index, stop, run
-        self.nice = nice
+        self.nice, self.one_trip = nice, one_trip
         self.tally = Tally()
 
     def _timed(self, op: str, client: KeepAliveClient, method: str, path: str, **kw) -> Reply:
@@ -339,8 +346,13 @@ class SimulatedWorker(threading.Thread):
             client.close()
 
     def _loop(self, client: KeepAliveClient) -> None:
+        """The strict loop (session -> next -> answer, each its own request) or, with `one_trip`, the
+        one-round-trip loop: each answer asks for the next assignment in its reply (`?next=1`), so `next`
+        is requested on its own only after a new session."""
         token = worker = None
         k = 0
+        pending = None  # the next assignment, when the last answer's reply carried it
+        answer_query = "?next=1" if self.one_trip else ""
         while not self.stop_event.is_set():
             if token is None:
                 k += 1
@@ -356,26 +368,34 @@ class SimulatedWorker(threading.Thread):
                 token = r.json()["token"]
                 self.tally.sessions += 1
             headers = {"Authorization": f"Bearer {token}"}
-            r = self._retry(lambda: self._timed("next", client, "GET", f"/api/v1/studies/{self.study}/next",
-                                                headers=headers))
-            if r is None:
-                return
-            if r.status_code == 204:
-                token = None
-                continue
-            if r.status_code != 200:
-                self.tally.error(f"next {r.status_code}")
-                self.stop_event.wait(0.2)
-                continue
-            a = r.json()
+            if pending is not None:
+                a, pending = pending, None
+            else:
+                r = self._retry(lambda: self._timed("next", client, "GET", f"/api/v1/studies/{self.study}/next",
+                                                    headers=headers))
+                if r is None:
+                    return
+                if r.status_code == 204:
+                    token = None
+                    continue
+                if r.status_code != 200:
+                    self.tally.error(f"next {r.status_code}")
+                    self.stop_event.wait(0.2)
+                    continue
+                a = r.json()
             item, labels = a["item"]["id"], a["labels"]
             label = labels[sum(item.encode()) % len(labels)]
-            r = self._retry(lambda: self._timed("answer", client, "POST", f"/api/v1/assignments/{a['assignment']}",
+            op = "answer+next" if self.one_trip else "answer"
+            r = self._retry(lambda: self._timed(op, client, "POST", f"/api/v1/assignments/{a['assignment']}{answer_query}",
                                                 json_body={"label": label}, headers=headers))
             if r is None:
                 return
             if r.status_code == 201:
                 self.tally.acked.append((item, worker, label))
+                if self.one_trip:
+                    pending = r.json()["next"]
+                    if pending is None:  # nothing left for this worker: a new session
+                        token = None
             elif r.status_code == 409:
                 self.tally.error("answer 409 (lease lost)")
             else:
@@ -396,6 +416,7 @@ class LoadResult:
     persisted: set[tuple[str, str, str]] = field(default_factory=set)
     persisted_rows: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the run, by part
+    loop: str = "strict"  # "strict": session -> next -> answer; "one-trip": answer?next=1 carries the next
 
     @property
     def rate(self) -> float:
@@ -411,13 +432,14 @@ class LoadResult:
 
 def run_load(url: str, study: str, n: int, seconds: float, run: str,
              during: Callable[[threading.Event], None] | None = None,
-             until: Callable[[], bool] | None = None, nice: int = 10, meter: CpuMeter | None = None) -> LoadResult:
+             until: Callable[[], bool] | None = None, nice: int = 10, meter: CpuMeter | None = None,
+             one_trip: bool = False) -> LoadResult:
     """Run `n` simulated workers for `seconds` (or until `until()` is true); return the result.
 
     `during(stop)` runs in the calling thread while the workers run (the crash test uses it)."""
     stop = threading.Event()
     cpu0 = meter.snapshot() if meter is not None else {}
-    sims = [SimulatedWorker(url, study, i, stop, run, nice) for i in range(n)]
+    sims = [SimulatedWorker(url, study, i, stop, run, nice, one_trip) for i in range(n)]
     t0 = time.perf_counter()
     for s in sims:
         s.start()
@@ -447,7 +469,7 @@ def run_load(url: str, study: str, n: int, seconds: float, run: str,
     if len(set(acked)) != len(acked):
         errors["duplicate acknowledgements"] = len(acked) - len(set(acked))
     return LoadResult(n, elapsed, set(acked), latencies, errors, sum(s.tally.sessions for s in sims), by_op,
-                      cpu={k: cpu1[k] - cpu0[k] for k in cpu1})
+                      cpu={k: cpu1[k] - cpu0[k] for k in cpu1}, loop="one-trip" if one_trip else "strict")
 
 
 def check_persisted(url: str, study: str, result: LoadResult) -> None:
@@ -462,7 +484,8 @@ def check_persisted(url: str, study: str, result: LoadResult) -> None:
 
 def profile_in_process(db: str, db_url: str, cycles: int = 200) -> None:
     """Run `cycles` next + answer cycles through the app in this process (Flask test client, one worker,
-    a new session every 25 answers) on a fresh 2000-item study; print statements and CPU ms per cycle."""
+    a new session every 25 answers) on a fresh 2000-item study, then `cycles` one-trip cycles (each answer
+    asks for the next assignment, `?next=1`); print statements and CPU ms per cycle of each."""
     from sqlalchemy import event
 
     from annotation_server.app import create_app, get_state
@@ -482,31 +505,39 @@ def profile_in_process(db: str, db_url: str, cycles: int = 200) -> None:
                                                         "labels_per_item": 3, "max_per_worker": 25})
     client.post("/api/v1/studies/inproc/items", headers=admin,
                 json={"examples": [{"id": e.id, "text": e.text} for e in examples]})
-    pm = postmaster_pid(db_url)
-    meter = CpuMeter(-1, pm)
-    statements, k, token, done = [], 0, None, 0
-    cpu0, pg0, t0 = time.process_time(), meter.snapshot()["postgres"], time.perf_counter()
-    while done < cycles:
-        if token is None:
-            k += 1
-            token = client.post("/api/v1/studies/inproc/sessions", json={"worker_id": f"p{k}"}).get_json()["token"]
-        h = {"Authorization": f"Bearer {token}"}
-        del seen[:]  # count the statements of next + answer (sessions come once per 25 answers)
-        r = client.get("/api/v1/studies/inproc/next", headers=h)
-        if r.status_code == 204:
-            token = None
-            continue
-        a = r.get_json()
-        assert client.post(f"/api/v1/assignments/{a['assignment']}", headers=h,
-                           json={"label": a["labels"][0]}).status_code == 201
-        statements.append(len(seen))
-        done += 1
-    cpu = 1000 * (time.process_time() - cpu0) / cycles
-    pg_cpu = 1000 * (meter.snapshot()["postgres"] - pg0) / cycles
-    wall = 1000 * (time.perf_counter() - t0) / cycles
-    print(f"{db:<9}in-process: {statistics.median(statements):.0f} SQL statements per next + answer (max "
-          f"{max(statements)}); app CPU {cpu:.2f} ms, PostgreSQL CPU {pg_cpu:.2f} ms, wall {wall:.2f} ms per cycle "
-          f"(incl. a session every 25 answers)", flush=True)
+    meter = CpuMeter(-1, postmaster_pid(db_url))
+    for one_trip in (False, True):
+        statements, k, token, done, pending = [], 0, None, 0, None
+        cpu0, pg0, t0 = time.process_time(), meter.snapshot()["postgres"], time.perf_counter()
+        while done < cycles:
+            if token is None:
+                k += 1
+                token = client.post("/api/v1/studies/inproc/sessions",
+                                    json={"worker_id": f"p{k}" + ("-1trip" if one_trip else "")}).get_json()["token"]
+            h = {"Authorization": f"Bearer {token}"}
+            del seen[:]  # count the statements of next + answer (sessions come once per 25 answers)
+            if pending is None:
+                r = client.get("/api/v1/studies/inproc/next", headers=h)
+                if r.status_code == 204:
+                    token = None
+                    continue
+                pending = r.get_json()
+            a, pending = pending, None
+            r = client.post(f"/api/v1/assignments/{a['assignment']}" + ("?next=1" if one_trip else ""), headers=h,
+                            json={"label": a["labels"][0]})
+            assert r.status_code == 201, r.get_data(as_text=True)
+            if one_trip:
+                pending = r.get_json()["next"]
+                token = token if pending is not None else None
+            statements.append(len(seen))
+            done += 1
+        cpu = 1000 * (time.process_time() - cpu0) / cycles
+        pg_cpu = 1000 * (meter.snapshot()["postgres"] - pg0) / cycles
+        wall = 1000 * (time.perf_counter() - t0) / cycles
+        what = "answer?next=1 (one-trip)" if one_trip else "next + answer (strict)"
+        print(f"{db:<9}in-process: {statistics.median(statements):.0f} SQL statements per {what} (max "
+              f"{max(statements)}); app CPU {cpu:.2f} ms, PostgreSQL CPU {pg_cpu:.2f} ms, wall {wall:.2f} ms per "
+              f"cycle (incl. a session every 25 answers)", flush=True)
     engine.dispose()
 
 
@@ -531,13 +562,13 @@ def database(kind: str, root: Path) -> Iterator[str]:
 
 
 def print_header() -> None:
-    print(f"{'db':<9}{'workers':>8}{'answers/s':>11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+    print(f"{'db':<9}{'loop':<9}{'workers':>8}{'answers/s':>11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
           f"{'requests':>10}{'errors':>8}{'acked':>8}{'persisted':>10}  acked=persisted")
 
 
 def print_row(db: str, r: LoadResult) -> None:
     same = r.acked == r.persisted and r.persisted_rows == len(r.persisted)
-    print(f"{db:<9}{r.workers:>8}{r.rate:>11.1f}{r.quantile_ms(0.50):>9.1f}{r.quantile_ms(0.95):>9.1f}"
+    print(f"{db:<9}{r.loop:<9}{r.workers:>8}{r.rate:>11.1f}{r.quantile_ms(0.50):>9.1f}{r.quantile_ms(0.95):>9.1f}"
           f"{r.quantile_ms(0.99):>9.1f}{len(r.latencies):>10}{sum(r.errors.values()):>8}{len(r.acked):>8}"
           f"{r.persisted_rows:>10}  {'yes' if same else 'NO'}", flush=True)
     ops = ", ".join(f"{op} p50/p99 {r.quantile_ms(0.5, op):.0f}/{r.quantile_ms(0.99, op):.0f} ms (n={len(v)})"
@@ -553,18 +584,24 @@ def print_row(db: str, r: LoadResult) -> None:
               f"load average now {os.getloadavg()[0]:.2f}", flush=True)
 
 
+LOOPS = {"strict": (False,), "one-trip": (True,), "both": (False, True)}
+
+
 def load_levels(db: str, url: str, levels: list[int], seconds: float, items: int, nice: int,
-                meter: CpuMeter | None = None) -> list[LoadResult]:
-    """Run each load level on its own fresh study (load starts right after the study is filled, as when a
-    researcher adds work to a running server); print one row per level."""
+                meter: CpuMeter | None = None, loop: str = "both") -> list[LoadResult]:
+    """Run each load level (and loop kind: strict, one-trip or both) on its own fresh study (load starts
+    right after the study is filled, as when a researcher adds work to a running server); print one row
+    per level and loop."""
     results = []
     for n in levels:
-        study = f"load-{n}"
-        create_study(url, study, n_items=items, labels_per_item=3, max_per_worker=25)
-        r = run_load(url, study, n, seconds, run=f"{db}-{n}", nice=nice, meter=meter)
-        check_persisted(url, study, r)
-        print_row(db, r)
-        results.append(r)
+        for one_trip in LOOPS[loop]:
+            study = f"load-{n}" + ("-1trip" if one_trip else "")
+            create_study(url, study, n_items=items, labels_per_item=3, max_per_worker=25)
+            r = run_load(url, study, n, seconds, run=f"{db}-{n}" + ("-1trip" if one_trip else ""), nice=nice,
+                         meter=meter, one_trip=one_trip)
+            check_persisted(url, study, r)
+            print_row(db, r)
+            results.append(r)
     return results
 
 
@@ -634,13 +671,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="SQLite file, a throwaway PostgreSQL cluster (initdb here), or both in turn")
     parser.add_argument("--workers", default="1,8,32,64", help="simulated worker counts, comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per load level")
-    parser.add_argument("--server-workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--server-workers", type=int, default=2,
+                        help="gunicorn worker processes (2 = one per core of the 2-core target machine: fewer "
+                             "processes and database connections measured cheaper per answer than 4 x 8)")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--items", type=int, default=2000, help="items per load study (AG News train texts)")
     parser.add_argument("--crash-workers", type=int, default=16, help="simulated workers in the crash test")
     parser.add_argument("--crash-items", type=int, default=300,
                         help="items (x3 labels) in the crash study (enough that the kill lands mid-load)")
     parser.add_argument("--lease-seconds", type=int, default=5, help="lease time in the crash test")
+    parser.add_argument("--loop", choices=sorted(LOOPS), default="both",
+                        help="strict: session -> next -> answer, each its own request (issue 3's loop); one-trip: "
+                             "each answer asks for the next assignment in its reply (POST ...?next=1, what the "
+                             "worker pages do); both: each level with each loop, on separate fresh studies")
     parser.add_argument("--no-crash", action="store_true", help="skip the kill -9 test")
     parser.add_argument("--in-process", action="store_true",
                         help="first profile the hot path in this process: SQL statements and CPU ms per cycle")
@@ -672,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     print_header()
                     meter = CpuMeter(server.proc.pid, postmaster_pid(db_url))
-                    results = load_levels(db, server.url, levels, args.seconds, args.items, args.nice, meter)
+                    results = load_levels(db, server.url, levels, args.seconds, args.items, args.nice, meter, args.loop)
                 except (httpx.HTTPError, RuntimeError) as exc:
                     state = "running" if server.proc and server.proc.poll() is None else \
                         f"exited with {server.proc.returncode if server.proc else '?'}"

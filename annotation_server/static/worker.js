@@ -1,9 +1,10 @@
 /*
  * subjlab worker unit page.
  *
- * Asks the JSON API for the next assignment (GET {api}/studies/{study}/next), renders it, and posts
- * the worker's answer (POST {api}/assignments/{id}) with the worker token as a Bearer token, until
- * the API answers 204 (nothing left), then opens the completion page.
+ * Asks the JSON API for the first assignment (GET {api}/studies/{study}/next), renders it, and posts
+ * the worker's answer with the worker token as a Bearer token, asking for the next assignment in the
+ * same reply (POST {api}/assignments/{id}?next=1: one round trip per unit), until nothing is left
+ * (`"next": null`, or 204 from GET .../next), then opens the completion page.
  *
  * Every text from the server is put on the page with textContent (never innerHTML), so task
  * descriptions, example texts and item texts always show as plain text.
@@ -184,6 +185,11 @@
     statusBox.appendChild(link);
   }
 
+  function finished() {
+    setStatus("All done. Opening your completion code…");
+    window.location.assign(doneUrl);
+  }
+
   function loadNext() {
     setBusy(true);
     showRetry(null);
@@ -192,8 +198,7 @@
       if (result.status === 200 && result.data) {
         render(result.data);
       } else if (result.status === 204) {
-        setStatus("All done. Opening your completion code…");
-        window.location.assign(doneUrl);
+        finished();
       } else if (result.status === 401 || result.status === 403) {
         sessionLost();
       } else {
@@ -212,14 +217,21 @@
     setBusy(true);
     showRetry(null);
     setStatus("Saving…");
-    api("POST", "/assignments/" + encodeURIComponent(assignment), body).then(function (result) {
+    api("POST", "/assignments/" + encodeURIComponent(assignment) + "?next=1", body).then(function (result) {
       if (result.status === 201 || result.status === 200) {
         if (current && current.progress) {
           current.progress.answered = (Number(current.progress.answered) || 0) + 1;
           showProgress(current.progress);
         }
         current = null;
-        loadNext();
+        var next = result.data ? result.data.next : undefined;
+        if (next) {
+          render(next);
+        } else if (next === null) {
+          finished();
+        } else {
+          loadNext();  // a reply without "next" (an older server): ask for it
+        }
       } else if (result.status === 409 || result.status === 410) {
         // The lease ran out (or the unit was filled meanwhile): this answer was not kept.
         current = null;

@@ -1,17 +1,19 @@
-"""The worker hot path stays cheap: a bounded number of SQL statements per next + answer, planner
-statistics right after a bulk add, and the single-statement paths (claim, answer, attention checks) correct
-on both databases."""
+"""The worker hot path stays cheap: a bounded number of SQL statements per next + answer (and per
+answer?next=1), planner statistics right after a bulk add, the single-statement paths (claim, answer,
+attention checks) correct on both databases, and `db.FastStatement` (the driver-level execution of the hot
+statements) returns what SQLAlchemy returns and raises SQLAlchemy's errors."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import Integer, String, bindparam, cast, event, func, select, text
+from sqlalchemy.exc import DataError
 
 from annotation_server.app import get_state
-from annotation_server.db import session_scope
-from annotation_server.models import Assignment, GoldAnswer, GoldItem, Item, TaskPair
+from annotation_server.db import FastStatement, autocommit, session_scope
+from annotation_server.models import Assignment, GoldAnswer, GoldItem, Item, Study, TaskPair
 from subjlab.data import load_split
 from subjlab.tasks import REGISTRY
 
@@ -154,3 +156,45 @@ def test_a_winner_from_another_pair_is_refused_and_changes_nothing(db_app, api_c
     assert r.status == 422 and r.json["error"]["field"] == "winner"
     assert api.admin_get("/studies/other/progress").json["answered"] == 0
     assert api.answer(a["assignment"], token, winner=a["left"]["task"]).status == 201
+
+
+def test_an_answer_with_next_takes_at_most_eight_statements(counted, api_client):
+    app, counter = counted
+    api = api_client(app)
+    api.create_study(name="one-trip", kind="labeling", task="sms_spam", labels_per_item=2, max_per_worker=10)
+    api.add_items("one-trip", examples=[{"id": f"m{i}", "text": f"message {i}"} for i in range(12)])
+    token = api.session("one-trip", "w1")
+    current = api.next("one-trip", token).json
+    sizes = []
+    for _ in range(5):
+        counter.take()
+        r = api.request("POST", f"/assignments/{current['assignment']}?next=1", token, {"label": "ham"})
+        assert r.status == 201, r.text
+        sizes.append(len(counter.take()))
+        current = r.json["next"]
+    assert all(0 < n <= MAX_STATEMENTS_PER_CYCLE for n in sizes), sizes
+
+
+def test_fast_statements_return_what_sqlalchemy_returns(db_app):
+    S = Study.__table__.c
+    stmt = select(S.id, S.name, S.created_at).where(S.name == bindparam("n"))
+    engine = get_state(db_app).engine
+    with session_scope(engine, write=True) as db:
+        db.execute(Study.__table__.insert().values(name="fast", kind="labeling", completion_secret="x",
+                                                   created_at=func.now()))
+    with autocommit(engine) as conn:
+        fast = FastStatement(stmt)
+        row = fast.first(conn, {"n": "fast"})
+        assert tuple(row) == tuple(conn.execute(stmt, {"n": "fast"}).first())
+        assert row[2].utcoffset().total_seconds() == 0  # UTCDateTime's result processing was applied
+        assert [tuple(r) for r in fast.all(conn, {"n": "fast"})] == [tuple(row)]
+        assert fast.first(conn, {"n": "nope"}) is None and fast.all(conn, {"n": "nope"}) == []
+
+
+def test_a_fast_statement_that_fails_raises_sqlalchemys_error_and_leaves_the_connection_usable(make_app):
+    app = make_app(db="postgres")
+    bad = FastStatement(select(cast(bindparam("x", type_=String), Integer)))
+    with autocommit(get_state(app).engine) as conn:
+        with pytest.raises(DataError, match="invalid input syntax for type integer"):
+            bad.first(conn, {"x": "not a number"})
+        assert tuple(bad.first(conn, {"x": "42"})) == (42,)

@@ -1,0 +1,114 @@
+"""One round trip per unit: `POST /assignments/{id}?next=1` records the answer and replies with the
+worker's next assignment too (`"next"`: the same JSON as `GET /studies/{name}/next`, or null when nothing
+is left), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+
+from annotation_server.app import get_state
+from annotation_server.db import session_scope
+from annotation_server.models import LabelRecord
+
+
+def _labeling(api, name="an", k=2, n=3):
+    assert api.create_study(name=name, kind="labeling", task="sms_spam", labels_per_item=k).status == 201
+    assert api.add_items(name, examples=[{"id": f"i{i}", "text": f"message {i}"} for i in range(n)]).status == 201
+
+
+def _answer_next(api, assignment, token, **body):
+    return api.request("POST", f"/assignments/{assignment}?next=1", token, body)
+
+
+def test_an_answer_with_next_replies_with_the_answer_and_the_next_leased_assignment(db_app, api_client):
+    api = api_client(db_app)
+    _labeling(api)
+    token = api.session("an", "w1")
+    first = api.next("an", token).json
+    r = _answer_next(api, first["assignment"], token, label="spam")
+    assert r.status == 201, r.text
+    assert {k: r.json[k] for k in ("assignment", "kind", "label")} == {
+        "assignment": first["assignment"], "kind": "labeling", "label": "spam"}
+    assert r.json["recorded_at"].endswith("Z")
+    nxt = r.json["next"]
+    assert set(nxt) == set(first)  # the Assignment shape of GET /next
+    assert nxt["assignment"] != first["assignment"] and nxt["item"]["id"] != first["item"]["id"]
+    assert nxt["progress"] == {"answered": 1, "target": 3}
+    # it is leased to the worker: GET /next hands the same one back, and it can be answered
+    assert api.next("an", token).json["assignment"] == nxt["assignment"]
+    assert api.answer(nxt["assignment"], token, label="ham").status == 201
+    labels = [json.loads(x) for x in api.admin_get("/studies/an/export?what=labels").text.splitlines()]
+    assert sorted((x["item"], x["label"]) for x in labels) == sorted(
+        [(first["item"]["id"], "spam"), (nxt["item"]["id"], "ham")])
+
+
+def test_repeating_an_answer_with_next_is_idempotent_and_returns_the_same_next(db_app, api_client):
+    api = api_client(db_app)
+    _labeling(api)
+    token = api.session("an", "w1")
+    a = api.next("an", token).json["assignment"]
+    first = _answer_next(api, a, token, label="spam")
+    again = _answer_next(api, a, token, label="spam")  # e.g. the reply was lost and the page sent it again
+    assert first.status == again.status == 201
+    assert first.json == again.json  # same recorded answer, same (held) next assignment
+    with session_scope(get_state(db_app).engine) as db:
+        assert db.scalar(select(func.count()).select_from(LabelRecord)) == 1
+    assert api.admin_get("/studies/an/progress").json["active_leases"] == 1  # no second unit was leased
+
+
+def test_next_is_null_when_the_answer_was_the_workers_last_unit(db_app, api_client):
+    api = api_client(db_app)
+    _labeling(api, k=1, n=1)
+    token = api.session("an", "w1")
+    a = api.next("an", token).json["assignment"]
+    r = _answer_next(api, a, token, label="ham")
+    assert r.status == 201 and r.json["next"] is None and r.json["label"] == "ham"
+    assert api.next("an", token).status == 204
+    again = _answer_next(api, a, token, label="ham")
+    assert again.status == 201 and again.json == r.json
+
+
+def test_a_pairwise_answer_with_next_carries_the_next_pair(db_app, api_client):
+    api = api_client(db_app)
+    assert api.create_study(name="pw", kind="pairwise", judgments_per_pair=1, examples_per_task=1).status == 201
+    assert api.add_items("pw", tasks=["sms_spam", "humor", "tweet_irony"]).status == 201
+    token = api.session("pw", "w1")
+    first = api.next("pw", token).json
+    r = _answer_next(api, first["assignment"], token, winner=first["left"]["task"])
+    assert r.status == 201 and r.json["winner"] == first["left"]["task"]
+    nxt = r.json["next"]
+    assert nxt["kind"] == "pairwise" and set(nxt) == set(first)
+    pair = {first["left"]["task"], first["right"]["task"]}
+    assert {nxt["left"]["task"], nxt["right"]["task"]} != pair
+
+
+def test_without_next_or_with_next_0_the_reply_has_no_next_field(db_app, api_client):
+    api = api_client(db_app)
+    _labeling(api)
+    token = api.session("an", "w1")
+    a = api.next("an", token).json["assignment"]
+    r = api.request("POST", f"/assignments/{a}?next=0", token, {"label": "spam"})
+    assert r.status == 201 and "next" not in r.json
+    assert api.next("an", token).json["assignment"] != a  # and nothing was leased by the answer
+
+
+def test_a_bad_next_value_is_refused_and_records_nothing(db_app, api_client):
+    api = api_client(db_app)
+    _labeling(api)
+    token = api.session("an", "w1")
+    a = api.next("an", token).json["assignment"]
+    r = api.request("POST", f"/assignments/{a}?next=yes", token, {"label": "spam"})
+    assert r.status == 400 and r.json["error"]["field"] == "next"
+    assert api.admin_get("/studies/an/progress").json["answered"] == 0
+
+
+def test_a_refused_answer_with_next_leases_nothing(db_app, api_client):
+    api = api_client(db_app)
+    _labeling(api)
+    alice, bob = api.session("an", "alice"), api.session("an", "bob")
+    a = api.next("an", alice).json["assignment"]
+    r = _answer_next(api, a, bob, label="ham")  # not bob's assignment
+    assert r.status == 409 and "next" not in r.json
+    assert api.admin_get("/studies/an/progress").json["active_leases"] == 1  # only alice's
