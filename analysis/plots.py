@@ -6,7 +6,8 @@ never changes pyplot's global backend or state.
 - `plot_agreement_hist`: distribution of per-item agreement a_i.
 - `plot_gamma_curves`: accuracy and Macro-F1 vs the agreement threshold γ, one line per model/data.
 - `plot_gap_vs_subjectivity`: per-task gap vs task score, with task names and the correlations.
-- `plot_ranking`: Bradley–Terry objectivity scores with 95% intervals, most objective on top.
+- `plot_ranking`: Bradley–Terry objectivity scores with 95% intervals, most objective on top,
+  optionally one task highlighted (`subjlab rank --plot`, `--new-task`; the study report).
 """
 
 from __future__ import annotations
@@ -91,23 +92,48 @@ def plot_gamma_curves(curves: Mapping[str, Sequence[GammaScore]], path: str | Pa
     return _save(fig, path)
 
 
-def plot_ranking(tasks: Sequence, path: str | Path, title: str | None = None) -> Path:
-    """Draw tasks' objectivity scores with their 95% intervals (most objective on top) to a PNG.
+#: Dot colours of `plot_ranking`: every task, and the highlighted one.
+RANKING_COLOUR = "#4C72B0"
+HIGHLIGHT_COLOUR = "#C44E52"
 
-    `tasks`: objects with `task`, `score`, `ci_low`, `ci_high` (e.g. the rows of `subjlab rank`).
-    ValueError when empty.
+
+def plot_ranking(tasks: Sequence, path: str | Path, highlight: str | None = None, title: str | None = None) -> Path:
+    """Draw tasks' objectivity scores with their 95% intervals (most objective on top) to a PNG; return its path.
+
+    `tasks`: objects with `task` and `score`, and optionally `ci_low`/`ci_high` (an interval is drawn
+    when both are set), `rank` (the order; else by score) and `n` (judgments, shown beside the name),
+    e.g. `analysis.ranking.RankedTask` rows or the rows of `subjlab rank --format json`.
+    `highlight`: the name of a task drawn in another colour (e.g. a newly placed task); ValueError
+    when no task has that name, or when `tasks` is empty.
     """
-    rows = sorted(tasks, key=lambda t: t.score)
+    rows = list(tasks)
     if not rows:
-        raise ValueError("no ranked tasks to plot")
-    fig = _figure(6.5, 0.9 + 0.38 * len(rows))
+        raise ValueError("no ranked tasks to plot: the ranking is empty")
+    if highlight is not None and highlight not in {t.task for t in rows}:
+        raise ValueError(f"cannot highlight {highlight!r}: not among the ranked tasks "
+                         f"({', '.join(sorted(t.task for t in rows))})")
+    if all(getattr(t, "rank", None) is not None for t in rows):
+        ordered = sorted(rows, key=lambda t: -t.rank)  # rank 1 (most objective) last: drawn on top
+    else:
+        ordered = sorted(rows, key=lambda t: t.score)
+    fig = _figure(7.0, 1.0 + 0.38 * len(ordered))
     ax = fig.add_subplot(1, 1, 1)
-    ys = list(range(len(rows)))
-    scores = [t.score for t in rows]
-    err = [[t.score - t.ci_low for t in rows], [t.ci_high - t.score for t in rows]]
-    ax.errorbar(scores, ys, xerr=err, fmt="o", color="#4C72B0", ecolor="#8DA0CB", capsize=3)
-    ax.set_yticks(ys)
-    ax.set_yticklabels([t.task for t in rows])
+    for y, t in enumerate(ordered):
+        colour = HIGHLIGHT_COLOUR if t.task == highlight else RANKING_COLOUR
+        low, high = getattr(t, "ci_low", None), getattr(t, "ci_high", None)
+        if low is not None and high is not None:
+            ax.plot([low, high], [y, y], color=colour, linewidth=2, alpha=0.6, solid_capstyle="butt")
+            ax.plot([low, high], [y, y], "|", color=colour, markersize=8, alpha=0.8)
+        ax.plot([t.score], [y], "o", color=colour, markersize=7 if t.task == highlight else 6)
+    ax.set_yticks(list(range(len(ordered))))
+    names = [f"{t.task} (n={t.n})" if getattr(t, "n", None) is not None else t.task for t in ordered]
+    ax.set_yticklabels(names)
+    for label, t in zip(ax.get_yticklabels(), ordered):
+        if t.task == highlight:
+            label.set_color(HIGHLIGHT_COLOUR)
+            label.set_fontweight("bold")
+    ax.axvline(0.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_ylim(-0.6, len(ordered) - 0.4)
     ax.set_xlabel("objectivity score (Bradley–Terry log-strength; 95% interval)")
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title(title or "Tasks from most objective (top) to most subjective", fontsize=10)

@@ -126,12 +126,14 @@ class RankingComparison:
 
 @dataclass(frozen=True)
 class StepTiming:
-    """One step of the run: its name, whether it ran or came from the cache, and its wall time
-    (for a cached step, the time it took when it ran)."""
+    """One step of the run: its name, whether it ran or came from the cache, its wall time and the
+    CPU time of the run's process meanwhile (for a cached step, the times of the run that made it;
+    0.0 CPU for steps logged before CPU time was recorded)."""
 
     name: str
     status: str
     seconds: float
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -377,7 +379,7 @@ def render_markdown(report: StudyReport, plots: dict[str, Path], base: Path, rer
     out.append(_md_table(["", ""], _provenance_rows(p)))
     out.append("### Steps")
     out.append("")
-    out.append(_md_table(["step", "status", "seconds"], _step_rows(p)))
+    out.append(_md_table(["step", "status", "seconds", "CPU seconds"], _step_rows(p)))
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -532,7 +534,7 @@ def render_html(report: StudyReport, plots: dict[str, Path], rerun_command: str)
     parts.append('<h2 id="provenance">Provenance</h2>')
     parts.append(_html_table(["", ""], _provenance_rows(p)))
     parts.append("<h3>Steps</h3>")
-    parts.append(_html_table(["step", "status", "seconds"], _step_rows(p)))
+    parts.append(_html_table(["step", "status", "seconds", "CPU seconds"], _step_rows(p)))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -631,6 +633,7 @@ def _provenance_rows(p: Provenance) -> list[list[str]]:
         ["started", p.started_at],
         ["wall time (this run)", _duration(p.wall_seconds)],
         ["time of all steps when they ran", _duration(sum(s.seconds for s in p.steps))],
+        ["CPU time of all steps when they ran", _duration(sum(s.cpu_seconds for s in p.steps))],
         ["generation", f"{p.generation_model} (backend {p.generation_backend})"],
         ["classifier backbones", ", ".join(p.backbones)],
         ["seeds", ", ".join(str(s) for s in p.seeds)],
@@ -643,10 +646,12 @@ def _provenance_rows(p: Provenance) -> list[list[str]]:
 
 
 def _step_rows(p: Provenance) -> list[list[str]]:
-    rows = [[s.name, s.status, f"{s.seconds:.1f}"] for s in p.steps]
-    ran = sum(s.seconds for s in p.steps if s.status == "ran")
-    rows.append(["(steps that ran in this run)", "", f"{ran:.1f}"])
-    rows.append(["(all steps, when they ran)", "", f"{sum(s.seconds for s in p.steps):.1f}"])
+    rows = [[s.name, s.status, f"{s.seconds:.1f}", f"{s.cpu_seconds:.1f}"] for s in p.steps]
+    ran = [s for s in p.steps if s.status == "ran"]
+    rows.append(["(steps that ran in this run)", "", f"{sum(s.seconds for s in ran):.1f}",
+                 f"{sum(s.cpu_seconds for s in ran):.1f}"])
+    rows.append(["(all steps, when they ran)", "", f"{sum(s.seconds for s in p.steps):.1f}",
+                 f"{sum(s.cpu_seconds for s in p.steps):.1f}"])
     return rows
 
 

@@ -28,7 +28,7 @@ from subjlab.commands._study_data import EXCLUSION_RULE_OPTIONS, STUDY_SOURCE_OP
               help="Bootstrap resamples of the judgments for the 95% intervals (0: no intervals).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the bootstrap and the suggestions.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, metavar="PNG",
-              help="Write a PNG of the ranking with its intervals.")
+              help="Write a PNG of the ranking with its intervals (with --new-task, that task in red).")
 @apply_options(STUDY_SOURCE_OPTIONS + EXCLUSION_RULE_OPTIONS)
 def rank(judgments_path: str | None, fmt: str, k: int, design: str, new_task: str | None, alpha: float,
          n_bootstrap: int, seed: int, plot_path: str | None, study: str | None, db_url: str | None,
@@ -100,9 +100,12 @@ def rank(judgments_path: str | None, fmt: str, k: int, design: str, new_task: st
             suggestions = [{"left": a, "right": b} for a, b in balanced_random_pairs(ranker.tasks_, k, seed, shown_counts(judgments))]
 
     if plot_path:
-        from analysis.plot_ranking import plot_ranking
+        from analysis.plots import plot_ranking
 
-        plot_ranking(rows, plot_path, highlight=new_task)
+        ranked = {r.task for r in rows}
+        if new_task and new_task not in ranked:
+            click.echo(f"note: {new_task} has no judgments yet, so the plot cannot show it", err=True)
+        plot_ranking(rows, plot_path, highlight=new_task if new_task in ranked else None)
         click.echo(f"wrote {plot_path}", err=True)
 
     if fmt == "json":

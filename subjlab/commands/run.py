@@ -3,6 +3,7 @@ demo study, and pairwise objectivity judgments made by an LLM."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -49,6 +50,13 @@ THREADS_OPTION = click.option(
     help="CPU threads per model (torch) [default: torch's choice, one per core]. On a machine shared with other "
     "jobs, 1 avoids oversubscribing the cores.",
 )
+STUDY_THREADS_OPTION = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads per model (torch) [default: the cores not busy with other work when the run starts: "
+    "all of them on an idle machine, 1 when other jobs keep the cores busy, where more threads are slower].",
+)
 LLM_JUDGMENTS_OPTION = click.option(
     "--llm-judgments",
     type=click.Path(dir_okay=False, exists=True),
@@ -63,6 +71,17 @@ def _set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def _set_study_threads(threads: int | None) -> None:
+    """Set torch's threads for a study: `threads`, else `auto_threads()` (announced on stdout)."""
+    if threads is None:
+        from subjlab.runner.util import auto_threads, usable_cores
+
+        load = os.getloadavg()[0]
+        threads = auto_threads(load=load)
+        _echo(f"torch threads: {threads} ({usable_cores()} cores, load average {load:.1f} at start; --threads N to choose)")
+    _set_threads(threads)
 
 
 def _echo(line: str) -> None:
@@ -96,7 +115,7 @@ def _finish(outcome) -> None:
 @JUDGMENTS_STUDY_OPTION
 @DB_OPTION
 @LLM_JUDGMENTS_OPTION
-@THREADS_OPTION
+@STUDY_THREADS_OPTION
 def run(config_file: str, resume: bool, runs_dir: str, only_tasks: tuple[str, ...], judgments: str | None,
         judgments_study: str | None, db_url: str | None, llm_judgments: tuple[str, ...], threads: int | None) -> None:
     """Run a whole study from one config file and write runs/<name>/report.html and report.md.
@@ -117,7 +136,7 @@ def run(config_file: str, resume: bool, runs_dir: str, only_tasks: tuple[str, ..
     from subjlab.runner.pipeline import run_study
 
     config = load_config(config_file)
-    _set_threads(threads)
+    _set_study_threads(threads)
     outcome = run_study(config, runs_dir=runs_dir, resume=resume, only_tasks=only_tasks, judgments=judgments,
                         llm_judgments=llm_judgments, echo=_echo, rerun_command=f"subjlab run {config_file}",
                         judgments_study=judgments_study, database_url=db_url)
@@ -131,7 +150,7 @@ def run(config_file: str, resume: bool, runs_dir: str, only_tasks: tuple[str, ..
 @DB_OPTION
 @LLM_JUDGMENTS_OPTION
 @RESUME_OPTION
-@THREADS_OPTION
+@STUDY_THREADS_OPTION
 def demo(runs_dir: str, judgments: str | None, judgments_study: str | None, db_url: str | None,
          llm_judgments: tuple[str, ...], resume: bool, threads: int | None) -> None:
     """Run the demo study on the embedded defaults and write runs/demo/report.html.
@@ -153,7 +172,7 @@ def demo(runs_dir: str, judgments: str | None, judgments_study: str | None, db_u
     from subjlab.runner.pipeline import run_study
 
     config = load_config(demo_config_path())
-    _set_threads(threads)
+    _set_study_threads(threads)
     outcome = run_study(config, runs_dir=runs_dir, resume=resume, judgments=judgments,
                         llm_judgments=llm_judgments, echo=_echo, rerun_command="subjlab demo",
                         judgments_study=judgments_study, database_url=db_url)

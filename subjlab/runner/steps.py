@@ -17,7 +17,8 @@ Because downstream steps list upstream *output files* as inputs, a changed confi
 step it belongs to and then exactly those steps whose inputs actually changed.
 
 Every outcome is appended to the run log (`steps.jsonl`) as a `StepRecord`, and announced through
-the `echo` callback with its timing.
+the `echo` callback with its timing: wall seconds and the CPU seconds of this process (all its
+threads), which, unlike wall time, stay comparable on a machine shared with other jobs.
 """
 
 from __future__ import annotations
@@ -68,9 +69,11 @@ class Step:
 
 @dataclass(frozen=True)
 class StepRecord:
-    """What a step did: `status` is "ran" or "cached"; `seconds` the time it took when it ran
-    (for a cached step: the time of the run that produced it); `meta` what the step returned;
-    `session` the start time of the StepRunner that logged it (one per `subjlab run`)."""
+    """What a step did: `status` is "ran" or "cached"; `seconds` the wall time it took when it ran
+    (for a cached step: the time of the run that produced it) and `cpu_seconds` the CPU time of
+    this process meanwhile (all threads; 0.0 in records written before it was logged); `meta`
+    what the step returned; `session` the start time of the StepRunner that logged it (one per
+    `subjlab run`)."""
 
     name: str
     key: str
@@ -81,6 +84,7 @@ class StepRecord:
     meta: dict[str, Any]
     finished_at: str
     session: str = ""
+    cpu_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -164,6 +168,7 @@ class StepRunner:
             meta=dict(data.get("meta", {})),
             finished_at=str(data.get("finished_at", "")),
             session=self.session,
+            cpu_seconds=float(data.get("cpu_seconds", 0.0)),
         )
 
     def run(self, step: Step, fn: StepFunction) -> StepResult:
@@ -189,9 +194,10 @@ class StepRunner:
         resumed = staging.exists()
         staging.mkdir(parents=True, exist_ok=True)
         self.echo(f"{prefix} {step.name}: running{' (resuming partial work)' if resumed else ''} ...")
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         meta = fn(staging) or {}
         seconds = time.perf_counter() - start
+        cpu_seconds = time.process_time() - cpu_start
         meta = _jsonable(dict(meta))
         outputs = {
             str(p.relative_to(staging)): file_sha256(p)
@@ -208,6 +214,7 @@ class StepRunner:
             meta=meta,
             finished_at=now_iso(),
             session=self.session,
+            cpu_seconds=round(cpu_seconds, 3),
         )
         done = {**record.to_dict(), "key_material": step.key_material()}
         done.pop("status")
@@ -217,7 +224,7 @@ class StepRunner:
             shutil.rmtree(step.directory)
         os.replace(staging, step.directory)
         self._log(record)
-        self.echo(f"{prefix} {step.name}: done in {seconds:.1f} s")
+        self.echo(f"{prefix} {step.name}: done in {seconds:.1f} s (CPU {cpu_seconds:.1f} s)")
         return StepResult(step.directory, record)
 
     def _log(self, record: StepRecord) -> None:

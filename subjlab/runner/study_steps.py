@@ -139,7 +139,7 @@ def assemble_report(config: StudyConfig, results: dict[str, TaskResults], crowd,
         seeds=config.train_seeds(),
         data_dir=str(data_dir_of(config)),
         packages=package_versions(),
-        steps=tuple(StepTiming(r.name, r.status, r.seconds) for r in records),
+        steps=tuple(StepTiming(r.name, r.status, r.seconds, r.cpu_seconds) for r in records),
         platform=f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
     )
     return StudyReport(

@@ -80,11 +80,39 @@ def test_new_task_is_placed_with_neighbours_and_next_comparisons(tmp_path, judgm
     assert "mine: score" in table.stdout and "below sms_spam, above imdb" in table.stdout
 
 
+def _highlight_pixels(png) -> int:
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    from analysis.plots import HIGHLIGHT_COLOUR
+
+    image = mpimg.imread(png)[:, :, :3]
+    target = np.array([int(HIGHLIGHT_COLOUR[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    return int(np.all(np.abs(image - target) < 0.06, axis=2).sum())
+
+
 def test_plot_writes_a_png(tmp_path, judgments_file):
     png = tmp_path / "out" / "ranking.png"
     res = run(str(judgments_file), "--bootstrap", "50", "--plot", str(png))
     assert res.exit_code == 0, res.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _highlight_pixels(png) == 0  # no --new-task: nothing highlighted
+
+
+def test_plot_highlights_the_new_task(tmp_path, judgments_file):
+    png = tmp_path / "placed.png"
+    res = run(str(judgments_file), "--bootstrap", "50", "--new-task", "imdb", "--plot", str(png))
+    assert res.exit_code == 0, res.output
+    assert f"wrote {png}" in res.stderr
+    assert _highlight_pixels(png) > 50
+
+
+def test_plot_of_a_new_task_without_judgments_says_it_is_not_shown(tmp_path, judgments_file):
+    png = tmp_path / "unplaced.png"
+    res = run(str(judgments_file), "--bootstrap", "20", "--new-task", "brand_new", "--plot", str(png))
+    assert res.exit_code == 0, res.output
+    assert "note: brand_new has no judgments yet, so the plot cannot show it" in res.stderr
+    assert png.is_file() and _highlight_pixels(png) == 0
 
 
 def test_disconnected_judgments_warn_on_stderr(tmp_path):

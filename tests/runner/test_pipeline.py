@@ -79,7 +79,9 @@ def test_first_run_runs_every_step_and_prints_progress_report_path_and_table(stu
     run_dir = runs / "mini"
     total = count_steps(load_config(config))
     assert total == 17  # data, agreement, 2 x generate, mix, 4 x train, 4 x diversity, 4 x stratified
+    assert "torch threads: " in result.output.splitlines()[0]  # chosen for the machine's load (no --threads)
     assert f"[1/{total}] financial_phrasebank/real/data: running ..." in result.output
+    assert " (CPU " in result.output  # every step that ran reports its CPU time beside its wall time
     assert f"[{total}/{total}] " in result.output
     assert "Macro-F1 (%) on the real test split, backbone minilm" in result.output
     assert f"report: {run_dir / 'report.html'}" in result.output

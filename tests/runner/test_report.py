@@ -42,7 +42,8 @@ def provenance() -> Provenance:
         study="unit", config_path="unit.toml", started_at="2025-01-01T00:00:00Z", wall_seconds=75.0,
         generation_backend="local", generation_model="SmolLM2-135M-Instruct", backbones=("minilm",), seeds=(13,),
         data_dir="/data", packages={"torch": "2.13.0"},
-        steps=(StepTiming("ag_news/real/data", "ran", 0.4), StepTiming("ag_news/real/train-minilm-s13", "cached", 9.5)),
+        steps=(StepTiming("ag_news/real/data", "ran", 0.4, 0.3),
+               StepTiming("ag_news/real/train-minilm-s13", "cached", 9.5, 8.1)),
     )
 
 
@@ -130,6 +131,11 @@ def test_report_without_judgments_has_table_one_and_the_how_to_collect_box(tmp_p
     assert 'id="no-judgments"' in html and "<code>subjlab mturk publish</code>" in html
     # one step of the provenance ran (0.4 s), one came from the cache (9.5 s when it ran)
     assert "wall time of this run 1 min 15 s (cached steps reused; all steps took 9.9 s when they ran)" in md
+    # the steps table has wall and CPU seconds, per step and summed
+    assert "| step | status | seconds | CPU seconds |" in md
+    assert "| ag_news/real/train-minilm-s13 | cached | 9.5 | 8.1 |" in md
+    assert "| (all steps, when they ran) |  | 9.9 | 8.4 |" in md
+    assert "<td>ag_news/real/data</td><td>ran</td><td>0.4</td><td>0.3</td>" in html
     # Only the γ plot exists without a ranking; it is embedded and valid.
     pngs = embedded_pngs(html)
     assert len(pngs) == 1 and set(files.plots) == {"gamma-financial_phrasebank-minilm"}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -142,5 +144,31 @@ def test_progress_lines_show_position_status_and_time(tmp_path, source):
     chain(tmp_path, StepRunner(tmp_path / "log.jsonl", echo=lines.append, total=3), Calls(), source)
     chain(tmp_path, StepRunner(tmp_path / "log.jsonl", echo=lines.append, total=3), Calls(), source)
     assert lines[0] == "[1/3] upper: running ..."
-    assert lines[1].startswith("[1/3] upper: done in ") and lines[1].endswith(" s")
+    assert re.fullmatch(r"\[1/3\] upper: done in \d+\.\d s \(CPU \d+\.\d s\)", lines[1]), lines[1]
     assert lines[-1].startswith("[3/3] count: cached (")
+
+
+def test_records_keep_the_steps_cpu_time_apart_from_its_wall_time(tmp_path):
+    """A step that waits costs wall time but no CPU; one that computes costs both. The CPU time
+    is logged, stored in done.json and comes back with the cached record."""
+    runner = StepRunner(tmp_path / "log.jsonl", echo=lambda s: None)
+
+    def wait(work: Path):
+        time.sleep(0.3)
+        (work / "w.txt").write_text("waited")
+
+    def compute(work: Path):
+        end = time.process_time() + 0.3
+        n = 0
+        while time.process_time() < end:
+            n += 1
+        (work / "c.txt").write_text(str(n))
+
+    waited = runner.run(Step("wait", tmp_path / "wait"), wait).record
+    computed = runner.run(Step("compute", tmp_path / "compute"), compute).record
+    assert waited.seconds >= 0.3 and waited.cpu_seconds < 0.1
+    assert computed.cpu_seconds >= 0.3 and computed.seconds >= 0.3
+    assert [r.cpu_seconds for r in read_log(tmp_path / "log.jsonl")] == [waited.cpu_seconds, computed.cpu_seconds]
+    assert json.loads((tmp_path / "compute" / DONE).read_text())["cpu_seconds"] == computed.cpu_seconds
+    again = StepRunner(tmp_path / "log.jsonl", echo=lambda s: None).run(Step("compute", tmp_path / "compute"), compute)
+    assert again.record.status == "cached" and again.record.cpu_seconds == computed.cpu_seconds
