@@ -40,13 +40,16 @@ _META_START = re.compile(
     r"|(?:i'?m|i am)\s+sorry,?\s+(?:but\s+)?i\s+(?:can(?:no|')t|am unable|won't)"
     r"|i\s+(?:apologi[sz]e|cannot|can't|am unable to|am not able to)\s+(?:but\s+)?(?:fulfil|help|assist|comply|generate|create|provide|write)"
     r"|(?:note|disclaimer)\s*:"
+    r"|(?:i'?m|i am)\s+(?:sorry|happy|glad|ready|here)\b.*\b(?:help|assist)"
     r")",
     re.IGNORECASE,
 )
 _META_ANYWHERE = re.compile(
     r"\bas an ai\b|\bas a(?:n)? (?:ai|language model|assistant)\b|\bi am an ai\b|\b(?:large )?language model\b"
     r"|\bword (?:limit|count)\b|\bi hope (?:this|these|that|it) (?:helps|meets|fits|works)\b|\blet me know if\b"
-    r"|\bfeel free to (?:ask|let)\b|\bthe example (?:i|you) (?:have )?(?:provided|given)\b",
+    r"|\bfeel free to (?:ask|let)\b|\bthe example (?:i|you) (?:have )?(?:provided|given)\b"
+    r"|\bhow can i (?:help|assist) you\b|\bwhat'?s your (?:response|question)\b"
+    r"|\b(?:the|this) (?:sentence|example|text|message|tweet) i (?:have )?(?:provided|given|wrote|written)\b",
     re.IGNORECASE,
 )
 

@@ -2,7 +2,7 @@
 
 Handles what chat models wrap their texts in: numbered lists ("1. ...", "2) ..."), bullets ("- ",
 "* ", "• "), a lead-in line ending in a colon ("Here are three messages:"), wrapping quotes,
-"Text:"/"Message:"/"Tweet:"-style prefixes, leading tags ("<<message>>", "[SMS]"; SmolLM2 likes
+"Text:"/"Message:"/"Tweet:"-style prefixes, copied demonstration heads ("Example 2 (label: spam):"), leading tags ("<<message>>", "[SMS]"; SmolLM2 likes
 these), markdown bold and code fences, trailing "Label: spam" lines and broken characters. Lead-ins and sign-offs around a list are returned as candidates of their own,
 so the meta-talk filter sees (and counts) them instead of them being silently glued to a text.
 
@@ -23,6 +23,12 @@ _PREFIX = re.compile(
     r"generated text|synthetic text)(?:\s*#?\d{1,3})?\s*\**\s*[:：]\s*\**\s*",
     re.IGNORECASE,
 )
+#: The demonstrations' own format copied by the model: "Example 4 (label: positive): ...", "Negative
+#: Example: ...": the head goes, else the label word would leak into the training text.
+_EXAMPLE_HEAD = re.compile(
+    r"^\s*\**\s*(?:\w+\s+)?example(?:\s*#?\d{1,3})?\s*(?:\((?:label\s*[:=]\s*)?[^()]{1,30}\))?\s*\**\s*[:：]\s*\**\s*",
+    re.IGNORECASE,
+)
 _QUOTES = [('"', '"'), ("“", "”"), ("'", "'"), ("‘", "’"), ("«", "»"), ("„", "“"), ("`", "`")]
 
 
@@ -38,6 +44,7 @@ def clean_text(text: str) -> str:
         before = s
         s = _TAG.sub("", s, count=1)
         s = _PREFIX.sub("", s, count=1)
+        s = _EXAMPLE_HEAD.sub("", s, count=1)
         s = _LABEL_SUFFIX.sub("", s)
         if s.startswith("**") and s.endswith("**") and len(s) > 4:
             s = s[2:-2].strip()

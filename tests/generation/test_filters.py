@@ -19,6 +19,10 @@ from generation.filters import REASONS, FilterSettings, TextFilter, is_meta, nor
         "I hope this helps with your dataset.",
         "Win now! Let me know if you need more examples.",
         "Note: this message is fictional.",
+        "I'm ready to assist. What's your response?",  # SmolLM2 talking to the user, seen in the demo
+        "I'm sorry for the confusion, but I can help with that.",
+        "The sentence I provided is: profits rose 5%.",
+        "Hello! How can I help you today?",
     ],
 )
 def test_meta_talk_and_refusals_are_recognised(text):

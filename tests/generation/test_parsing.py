@@ -30,6 +30,10 @@ from generation.parsing import clean_text, parse_response
         ('"I can\'t believe it', ["I can't believe it"]),
         ("<<message to end of life>> Hey Alex, see you at 8 \ufffd", ["Hey Alex, see you at 8"]),  # SmolLM2 quirks
         ("[SMS] Running late, sorry", ["Running late, sorry"]),
+        # the demonstrations' format copied by SmolLM2 (few-shot): the label must not leak into the text
+        ("Example 4 (label: positive): Profits rose 12% in the quarter.", ["Profits rose 12% in the quarter."]),
+        ("Negative Example: Sales fell sharply.", ["Sales fell sharply."]),
+        ("**Example 2 (spam):** Claim your prize now", ["Claim your prize now"]),
         ("", [""]),
         ("   \n  ", [""]),
     ],
