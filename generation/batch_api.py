@@ -110,15 +110,7 @@ class OpenAIBatchBackend(OpenAIBackend):
         """Return the JSONL batch file for `requests` (custom ids r0, r1, ... in order)."""
         lines = []
         for i, req in enumerate(requests):
-            body: dict[str, Any] = {
-                "model": self.model,
-                "messages": [m.to_dict() for m in req.messages],
-                "max_tokens": req.max_tokens,
-                "temperature": req.temperature,
-                "top_p": req.top_p,
-            }
-            if req.seed is not None:
-                body["seed"] = req.seed
+            body = req.chat_body(self.model)
             lines.append(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": ENDPOINT, "body": body}, ensure_ascii=False))
         return ("\n".join(lines) + "\n").encode("utf-8")
 

@@ -115,23 +115,14 @@ def build_backend(config: GenerationConfig) -> Backend:
             context_window=config.context_window,
             threads=config.threads,
         )
-    if config.backend == "openai":
-        return make_backend(
-            "openai",
-            model=config.model,
-            base_url=config.base_url,
-            api_key=config.api_key,
-            timeout=config.request_timeout,
-            context_window=config.context_window,
-        )
-    if config.backend == "openai-batch":
+    if config.backend in ("openai", "openai-batch"):
+        endpoint = dict(model=config.model, base_url=config.base_url, api_key=config.api_key,
+                        timeout=config.request_timeout, context_window=config.context_window)
+        if config.backend == "openai":
+            return make_backend("openai", **endpoint)
         return make_backend(
             "openai-batch",
-            model=config.model,
-            base_url=config.base_url,
-            api_key=config.api_key,
-            timeout=config.request_timeout,
-            context_window=config.context_window,
+            **endpoint,
             poll_interval=config.batch_poll_interval,
             # running batches are remembered beside the response cache
             state_path=None if config.cache_path is None else Path(config.cache_path).with_name("batches.json"),

@@ -46,6 +46,19 @@ class ChatRequest:
         """Return the sampling parameters as a dict (part of the cache key)."""
         return {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p, "seed": self.seed}
 
+    def chat_body(self, model: str) -> dict[str, Any]:
+        """Return the Chat Completions request body for `model` (seed only when one is set)."""
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [m.to_dict() for m in self.messages],
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+        }
+        if self.seed is not None:
+            body["seed"] = self.seed
+        return body
+
 
 @dataclass(frozen=True)
 class ChatResponse:

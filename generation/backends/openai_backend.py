@@ -111,15 +111,7 @@ class OpenAIBackend(Backend):
     async def _one(self, request: ChatRequest) -> ChatResponse:
         import openai
 
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": [m.to_dict() for m in request.messages],
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-        }
-        if request.seed is not None:
-            kwargs["seed"] = request.seed
+        kwargs = request.chat_body(self.model)
         where = self.endpoint
         try:
             # The client's generic `post` (its documented way to call any endpoint) sends the body we

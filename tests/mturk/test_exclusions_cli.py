@@ -17,14 +17,12 @@ from click.testing import CliRunner
 
 from annotation_server.app import get_state
 from annotation_server.testing import answer_everything as work
+from annotation_server.testing import answer_quality_study
 from annotation_server.quality import ExclusionRules, load_study_data
 from subjlab.cli import cli
 from subjlab.commands._study_data import OPTION_OF, RULE_FIELDS, exclusion_rules, load_study_records, read_study
-from subjlab.data import load_split
 from subjlab.records import Judgment, Label
-from subjlab.tasks import REGISTRY
 
-FLIP = {"ham": "spam", "spam": "ham"}
 
 
 def run(*args: str):
@@ -45,24 +43,7 @@ def labeled(make_app, clock, api_client, shared_data) -> Built:
     messages too) every 2nd unit. careful-1 and careful-2 answer truly at 6 s a unit, `hasty` truly at
     0.5 s, `careless` falsely at 6 s (so it fails the attention check and every gold item)."""
     app = make_app(CLOCK=clock)
-    api = api_client(app)
-    rows = load_split(REGISTRY["sms_spam"], "test", shared_data, limit_per_label=5, seed=7)
-    ham = [r for r in rows if r.label == "ham"]
-    spam = [r for r in rows if r.label == "spam"]
-    items, checks = ham[:3] + spam[:3], [ham[3], spam[3], ham[4]]
-    gold = [{"id": f"gold-{checks[0].id}", "text": checks[0].text, "answer": checks[0].label},
-            {"id": f"gold-{checks[1].id}", "text": checks[1].text, "answer": checks[1].label},
-            {"id": f"attention-{checks[2].id}", "text": checks[2].text, "answer": checks[2].label}]
-    assert api.create_study(name="qc", kind="labeling", task="sms_spam", labels_per_item=4, gold_every=2).status == 201
-    assert api.add_items("qc", examples=[{"id": e.id, "text": e.text} for e in items], gold=gold).status == 201
-    truth = {e.text: e.label for e in items + checks}
-    for worker, seconds, honest in (("careful-1", 6.0, True), ("careful-2", 6.0, True), ("careless", 6.0, False),
-                                    ("hasty", 0.5, True)):
-        def choose(a, honest=honest):
-            label = truth[a["item"]["text"]]
-            return {"label": label if honest else FLIP[label]}
-
-        assert work(api, clock, "qc", worker, seconds, choose) == 9  # 6 items + 3 checks
+    answer_quality_study(api_client(app), clock, shared_data, "qc")
     return Built(get_state(app).settings.database_url, "qc")
 
 

@@ -11,11 +11,9 @@ import pytest
 from markupsafe import escape
 
 from annotation_server.testing import answer_everything as work
+from annotation_server.testing import answer_quality_study
 from annotation_server.testing import html_table as table
-from subjlab.data import load_split
-from subjlab.tasks import REGISTRY
 
-FLIP = {"ham": "spam", "spam": "ham"}
 PAIR_TASKS = ["ag_news", "sms_spam", "financial_phrasebank", "tweet_irony"]  # most to least objective here
 
 
@@ -42,21 +40,7 @@ def labeled(quality_app, clock, api_client, shared_data):
     """Labeling study "qc" (6 real SMS messages, 4 labels each, 2 gold items + 1 attention check every 2nd
     unit): careful-1/2 answer truly at 6 s a unit, `hasty` truly at 0.5 s, `careless` falsely at 6 s."""
     api = api_client(quality_app)
-    rows = load_split(REGISTRY["sms_spam"], "test", shared_data, limit_per_label=5, seed=7)
-    ham = [r for r in rows if r.label == "ham"]
-    spam = [r for r in rows if r.label == "spam"]
-    items, checks = ham[:3] + spam[:3], [ham[3], spam[3], ham[4]]
-    gold = [{"id": f"gold-{checks[0].id}", "text": checks[0].text, "answer": checks[0].label},
-            {"id": f"gold-{checks[1].id}", "text": checks[1].text, "answer": checks[1].label},
-            {"id": f"attention-{checks[2].id}", "text": checks[2].text, "answer": checks[2].label}]
-    assert api.create_study(name="qc", kind="labeling", task="sms_spam", labels_per_item=4, gold_every=2).status == 201
-    assert api.add_items("qc", examples=[{"id": e.id, "text": e.text} for e in items], gold=gold).status == 201
-    truth = {e.text: e.label for e in items + checks}
-
-    for worker, seconds, honest in (("careful-1", 6.0, True), ("careful-2", 6.0, True), ("careless", 6.0, False),
-                                    ("hasty", 0.5, True)):
-        assert work(api, clock, "qc", worker, seconds, lambda a, honest=honest: {
-            "label": truth[a["item"]["text"]] if honest else FLIP[truth[a["item"]["text"]]]}) == 9  # 6 items + 3 checks
+    answer_quality_study(api, clock, shared_data, "qc")
 
 
 @pytest.fixture
