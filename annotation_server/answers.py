@@ -229,6 +229,15 @@ def _mark_statement(labeling: bool):
 def _one_statement(labeling: bool):
     """PostgreSQL: the whole answer as one statement of data-modifying CTEs (mark the slot, insert the
     answer row or the attention-check answer, bump the unit's counter); returns the slot id or no row."""
+    slot, others = answer_ctes(labeling)
+    return select(slot.c.id).select_from(slot).add_cte(*others)
+
+
+def answer_ctes(labeling: bool):
+    """(slot, others): the data-modifying CTEs of an answer (PostgreSQL). `slot` marks the slot answered
+    and returns its columns (no row when the slot is not leased to the worker); `others` insert the answer
+    row or the attention-check answer and bump the unit's counter: add them to the statement with
+    `add_cte`. Parameters :aid, :sid, :wpk, :h, :now, :val, :choice."""
     slot = _mark_statement(labeling).cte("slot")
     G = GoldItem.__table__
     gold = GoldAnswer.__table__.insert().from_select(
@@ -249,7 +258,7 @@ def _one_statement(labeling: bool):
         unit, col = TaskPair.__table__, "pair_id"
     ins = regular.returning(regular.table.c[col]).cte("ins")
     bump = update(unit).where(unit.c.id.in_(select(ins.c[col]))).values(n_answers=unit.c.n_answers + 1).cte("bump")
-    return select(slot.c.id).select_from(slot).add_cte(ins, gold, bump)
+    return slot, (ins, gold, bump)
 
 
 @lru_cache(maxsize=None)
@@ -258,14 +267,25 @@ def _fast_one_statement(labeling: bool) -> FastStatement:
     return FastStatement(_one_statement(labeling))
 
 
+def answer_params(ref: SessionRef, token_hash: str, assignment_id: int, answer: Answer, choice_id: int | None,
+                  now: datetime) -> dict[str, Any]:
+    """The parameters of the answer statements (`answer_ctes`, `_mark_statement`)."""
+    return {"aid": assignment_id, "sid": ref.study_id, "wpk": ref.worker_pk, "h": token_hash, "now": now,
+            "val": answer.value, "choice": choice_id}
+
+
+def reply_json(assignment_id: int, meta: StudyMeta, answer: Answer, now: datetime) -> dict[str, Any]:
+    """The 201 reply to an answer recorded at `now`."""
+    return _reply(assignment_id, meta.kind, answer.field, answer.value, now)
+
+
 def record_answer(conn: Connection, meta: StudyMeta, ref: SessionRef, token_hash: str, assignment_id: int,
                   answer: Answer, choice_id: int | None, now: datetime) -> dict[str, Any] | None:
     """Record a validated answer to a slot the worker holds; return the 201 reply JSON, or None when the
     slot is not (or no longer) leased to the worker behind `token_hash` (then nothing was written).
 
     `conn` must be in autocommit mode (`db.autocommit`): the answer is committed when this returns."""
-    params = {"aid": assignment_id, "sid": ref.study_id, "wpk": ref.worker_pk, "h": token_hash, "now": now,
-              "val": answer.value, "choice": choice_id}
+    params = answer_params(ref, token_hash, assignment_id, answer, choice_id, now)
     try:
         if conn.dialect.name == "postgresql":
             done = _fast_one_statement(meta.labeling).first(conn, params) is not None
@@ -273,7 +293,7 @@ def record_answer(conn: Connection, meta: StudyMeta, ref: SessionRef, token_hash
             done = _record_in_steps(conn, meta, ref, params, answer, choice_id, now)
     except IntegrityError:
         return None  # a concurrent identical request won: `submit_answer` answers like it did
-    return _reply(assignment_id, meta.kind, answer.field, answer.value, now) if done else None
+    return reply_json(assignment_id, meta, answer, now) if done else None
 
 
 def _record_in_steps(conn: Connection, meta: StudyMeta, ref: SessionRef, params: dict[str, Any], answer: Answer,

@@ -5,10 +5,11 @@ Admin routes need the admin token (`security.require_admin`); worker routes need
 `POST /studies/{name}/sessions`. Worker requests may carry at most MAX_WORKER_BODY bytes.
 
 The worker hot path (`next`, answers) uses one pooled connection per request in autocommit mode (each
-statement its own transaction, see `db.autocommit`) and the app's cache of immutable study metadata:
-`next` is usually two statements (read the worker's state, claim a slot), an answer one on PostgreSQL.
-An answer may ask for the next assignment in the same reply (`POST /assignments/{id}?next=1`): one HTTP
-round trip per unit instead of two, the same statements on one pooled connection.
+statement its own transaction, see `db.autocommit`) and the app's cache of immutable study metadata.
+On PostgreSQL `next` is usually one statement (the worker's state and the claim of a slot,
+`scheduling.serve_statement`) and so is an answer. An answer may ask for the next assignment in the same
+reply (`POST /assignments/{id}?next=1`): one HTTP round trip per unit instead of two, and on PostgreSQL
+one statement (`one_trip`); SQLite runs the same steps as separate statements.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from annotation_server import answers, export, progress, reports, scheduling, sessions, studies, views
+from annotation_server import answers, export, one_trip, progress, reports, scheduling, sessions, studies, views
 from annotation_server import validation as v
 from annotation_server.cache import SessionRef, StudyMeta
 from annotation_server.db import autocommit, session_scope
@@ -169,6 +170,12 @@ def _serve_next(conn, meta: StudyMeta, token_hash: str) -> dict[str, Any] | None
         result = scheduling.serve_next(conn, meta, token_hash, now, state.settings.lease_seconds)
         if result.stale:
             raise ApiError(503, "study metadata changed while it was read; retry")
+    return _next_json(conn, meta, token_hash, result)
+
+
+def _next_json(conn, meta: StudyMeta, token_hash: str, result: scheduling.NextResult) -> dict[str, Any] | None:
+    """The Assignment JSON of what `serve_next` (or `one_trip`) leased, None if nothing; remembers the session."""
+    state = _state()
     st = result.state
     state.cache.remember_session(token_hash, SessionRef(st.session_id, st.worker_pk, st.worker_id, st.study_id))
     if result.claimed is None:
@@ -181,7 +188,7 @@ def _serve_next(conn, meta: StudyMeta, token_hash: str) -> dict[str, Any] | None
 def next_assignment(name: str):
     state = _state()
     token_hash = _token_hash()
-    with autocommit(state.engine) as conn:
+    with autocommit(state.hot_engine) as conn:
         payload = _serve_next(conn, _study_meta(conn, name, token_hash), token_hash)
     if payload is None:
         return Response(status=204)
@@ -207,7 +214,7 @@ def answer(assignment_id: int):
     token_hash = _token_hash()
     with_next = _wants_next()
     ref = state.cache.session(token_hash)
-    with autocommit(state.engine) as conn:
+    with autocommit(state.hot_engine) as conn:
         if ref is None:
             who = sessions.identity(conn, token_hash)
             if who is None:
@@ -219,7 +226,14 @@ def answer(assignment_id: int):
         meta = state.cache.study_by_id(conn, ref.study_id)
         choice = answers.fast_choice(conn, state.cache, meta, parsed) if meta is not None else False
         now = state.clock()
-        if choice is not False:
+        if choice is not False and with_next and one_trip.applies(conn, meta):
+            reply, leased = one_trip.answer_and_next(conn, meta, ref, token_hash, assignment_id, parsed, choice, now,
+                                                     state.settings.lease_seconds)
+            if reply is not None:
+                reply["next"] = (_next_json(conn, meta, token_hash, leased) if leased is not None
+                                 else _serve_next(conn, meta, token_hash))
+                return _created(reply)
+        elif choice is not False:
             reply = answers.record_answer(conn, meta, ref, token_hash, assignment_id, parsed, choice, now)
             if reply is not None:
                 if with_next:
@@ -229,7 +243,7 @@ def answer(assignment_id: int):
         who = _worker(db)
     reply = answers.submit_answer(state.engine, assignment_id, who.worker_pk, who.study_id, body, now)
     if with_next:
-        with autocommit(state.engine) as conn:
+        with autocommit(state.hot_engine) as conn:
             meta = state.cache.study_by_id(conn, who.study_id)
             reply["next"] = _serve_next(conn, meta, token_hash) if meta is not None else None
     return _created(reply)

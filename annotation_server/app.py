@@ -63,13 +63,20 @@ class Settings:
 
 @dataclass
 class ServerState:
-    """Per-app state: the engine, the settings, the clock (`clock()` -> aware UTC datetime) and the cache of
+    """Per-app state: the engines, the settings, the clock (`clock()` -> aware UTC datetime) and the cache of
     immutable study metadata (`annotation_server.cache.MetadataCache`)."""
 
     engine: Engine
     settings: Settings
+    hot_engine: Engine  # the worker hot path's pool (`db.autocommit`): the same database, autocommit connections
     clock: Callable[[], datetime]
     cache: MetadataCache = field(default_factory=MetadataCache)
+
+    def dispose(self) -> None:
+        """Close every pooled database connection (both engines)."""
+        self.engine.dispose()
+        if self.hot_engine is not self.engine:
+            self.hot_engine.dispose()
 
 
 class CookieFirstSessionInterface(SecureCookieSessionInterface):
@@ -154,7 +161,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     check_at_head(engine)
     settings = Settings(database_url=cfg["DATABASE_URL"], lease_seconds=cfg["LEASE_SECONDS"],
                         max_worker_body=cfg["MAX_WORKER_BODY"])
-    app.extensions[EXTENSION_KEY] = ServerState(engine=engine, settings=settings, clock=cfg["CLOCK"])
+    hot_engine = (engine if engine.url.get_backend_name() == "sqlite"
+                  else make_engine(cfg["DATABASE_URL"], pool_size=cfg["DB_POOL_SIZE"], autocommit=True))
+    app.extensions[EXTENSION_KEY] = ServerState(engine=engine, settings=settings, clock=cfg["CLOCK"], hot_engine=hot_engine)
 
     register_error_handlers(app)
     init_security(app)

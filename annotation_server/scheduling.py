@@ -25,7 +25,9 @@ throughout. A worker racing itself for two slots of one unit is stopped by UNIQU
 worker_id).
 
 The worker's state (counts, current lease, the numbers behind the progress bar) is read by one statement
-too (`read_state`), which also checks the worker's token. The statements are built once per study kind
+too (`read_state`), which also checks the worker's token. On PostgreSQL the two are usually ONE statement
+(`serve_statement`: the state SELECT with the claim as a data-modifying CTE, guarded so that it leases only
+when the state says a plain claim is due); the other cases go on from the state it read. The statements are built once per study kind
 with bind parameters (`lru_cache`), internal constants (statuses, limits) written into the SQL text (see
 `const`), run in autocommit mode (`db.autocommit`): each is its own transaction, and on PostgreSQL
 straight on the driver's cursor (`db.FastStatement`).
@@ -158,6 +160,7 @@ OPEN_, LEASED_, ANSWERED_ = const(SLOT_OPEN), const(SLOT_LEASED), const(SLOT_ANS
 _SID, _Q, _WPK, _H = bindparam("sid"), bindparam("q"), bindparam("wpk"), bindparam("h")
 _NOW = bindparam("now", type_=DateTime(timezone=True))
 _EXP = bindparam("exp", type_=DateTime(timezone=True))
+_CREATED = bindparam("created", type_=DateTime(timezone=True))
 
 
 @lru_cache(maxsize=None)
@@ -205,10 +208,11 @@ def _state_statement(kind: str, capped: bool, with_gold: bool):
     n_gold = (select(func.count()).select_from(GoldItem.__table__).where(G.study_id == _SID).scalar_subquery()
               if with_gold else literal(0))
     return (
-        select(ws.c.id, ws.c.worker_id, w.c.external_id, ws.c.study_id, s.c.name, s.c.status, s.c.created_at,
-               mine.c.ra, mine.c.rl, mine.c.ga, mine.c.gl, lease_id.label("lease_id"),
-               lease_expires.label("lease_expires"), below.label("below"), mine_below.label("mine_below"),
-               n_gold.label("n_gold"))
+        select(ws.c.id.label("session_id"), ws.c.worker_id.label("worker_pk"), w.c.external_id.label("worker_id"),
+               ws.c.study_id, s.c.name.label("study_name"), s.c.status.label("study_status"),
+               s.c.created_at.label("study_created_at"), mine.c.ra, mine.c.rl, mine.c.ga, mine.c.gl,
+               lease_id.label("lease_id"), lease_expires.label("lease_expires"), below.label("below"),
+               mine_below.label("mine_below"), n_gold.label("n_gold"))
         .select_from(ws.join(w, w.c.id == ws.c.worker_id).join(s, s.c.id == ws.c.study_id).join(mine, true()))
         .where(ws.c.token_hash == _H)
     )
@@ -224,8 +228,16 @@ def read_state(conn: Connection, meta: StudyMeta, token_hash: str) -> WorkerStat
     params = {"h": token_hash, "sid": meta.id, "q": meta.quota}
     if capped:
         params["lim"] = 2 * meta.max_per_worker
-    row = _fast_state_statement(meta.kind, capped, bool(meta.gold_every)).first(conn, params)
-    if row is None:
+    return state_from_row(_fast_state_statement(meta.kind, capped, bool(meta.gold_every)).first(conn, params))
+
+
+#: Columns of `_state_statement` (the first ones of `_serve_statement`).
+N_STATE_COLUMNS = 16
+
+
+def state_from_row(row) -> WorkerState | None:
+    """The WorkerState in the first `N_STATE_COLUMNS` columns of a row; None if they are NULL (unknown token)."""
+    if row is None or row[0] is None:
         return None
     return WorkerState(
         session_id=row[0], worker_pk=row[1], worker_id=row[2], study_id=row[3], study_name=row[4],
@@ -280,6 +292,11 @@ def _window(kind: str, size: int | None, lateral: bool = False):
     `lateral` (PostgreSQL): find each unit's free slot with ONE probe of its slots, a LATERAL subquery
     that also drops units without a free slot; otherwise (SQLite has no LATERAL) an EXISTS probe filters
     the units and a scalar subquery picks the slot (two probes per unit)."""
+    return _window_for(kind, size, lateral, _WPK)
+
+
+def _window_for(kind: str, size: int | None, lateral: bool, wpk):
+    """`_window` for the worker given by SQL expression `wpk` (a bind parameter or a scalar subquery)."""
     unit, col, prefix = _unit(kind)
     a = Assignment.__table__.alias("a")
     m = Assignment.__table__.alias("m")
@@ -288,7 +305,7 @@ def _window(kind: str, size: int | None, lateral: bool = False):
     # left/right order shown, so pick one at random, as the order shown to each worker should be
     pick_slot = (free_slot if kind == LABELING else free_slot.order_by(func.random())).limit(const(1))
     seen = select(m.c.id).where(m.c.study_id == _SID, m.c.unit_key == const(prefix) + cast(unit.c.id, String),
-                                m.c.worker_id == _WPK).exists()
+                                m.c.worker_id == wpk).exists()
     if lateral:
         slot = pick_slot.lateral("s")
         stmt = (select(slot.c.id.label("slot_id"), unit.c.n_answers.label("n"))
@@ -387,16 +404,94 @@ def _fast_claim_statement(kind: str, lateral: bool) -> FastStatement:
 @lru_cache(maxsize=None)
 def _claim_statement(kind: str, lateral: bool = False):
     """The claiming UPDATE (module doc). Parameters :sid, :q, :wpk, :now, :exp."""
+    return _claim_for(kind, lateral, _WPK)
+
+
+def _claim_for(kind: str, lateral: bool, wpk, guard=None):
+    """`_claim_statement` for the worker given by SQL expression `wpk`, leasing only where SQL condition
+    `guard` (if given) holds."""
     table = Assignment.__table__
-    w = _window(kind, WINDOW, lateral).subquery("w")
+    w = _window_for(kind, WINDOW, lateral, wpk).subquery("w")
     c = table.alias("c")
     pick = (select(c.c.id).join(w, w.c.slot_id == c.c.id).where(_free(c))
             .order_by(w.c.n, func.random()).limit(const(1))
             .with_for_update(of=c, skip_locked=True)
             .scalar_subquery())
-    return (update(table).where(table.c.id == pick, _free(table))
-            .values(status=LEASED_, worker_id=_WPK, leased_at=_NOW, lease_expires=_EXP)
+    conditions = [table.c.id == pick, _free(table)] + ([guard] if guard is not None else [])
+    return (update(table).where(*conditions)
+            .values(status=LEASED_, worker_id=wpk, leased_at=_NOW, lease_expires=_EXP)
             .returning(*_returning(table, kind)))
+
+
+def serve_statement(kind: str, capped: bool, with_gold: bool, answered=None):
+    """PostgreSQL, balanced schedulers: `read_state` and `claim` as ONE statement (the usual `next`).
+
+    SELECT the worker's state (`_state_statement`, as CTE `st`) and, in a data-modifying CTE, lease the
+    best free slot when the state says a plain claim is what `serve_next` would do: the token's study is
+    `meta`'s (:sid, created at :created), it is open, the worker holds no lease, is below the cap (:cap)
+    and no attention check is due (every :gold_every-th unit while unseen checks remain). Otherwise nothing
+    is leased and the caller goes on from the state the long way. Always one row: the state columns
+    (NULL for an unknown token), then `answered`'s id and gold_id if given, then `_returning`'s columns
+    (NULL when nothing was leased).
+
+    `answered` (the slot CTE of an answer in the same statement, see `one_trip`): lease only if that
+    answer was recorded, and count that slot, which the state (read from the statement's snapshot) still
+    shows as leased, as the one lease allowed. Parameters: :h, :sid, :q, :now, :exp, :created, [:lim,
+    :cap], [:gold_every]."""
+    st = _state_statement(kind, capped, with_gold).cte("st")
+    wpk = select(st.c.worker_pk).scalar_subquery()
+    cond = [st.c.study_id == _SID, st.c.study_status == const(OPEN), st.c.study_created_at == _CREATED,
+            st.c.rl + st.c.gl == const(0 if answered is None else 1)]
+    if capped:
+        cond.append(st.c.ra + st.c.rl < bindparam("cap", type_=Integer))
+    if with_gold:
+        taken = st.c.ra + st.c.rl + st.c.ga + st.c.gl
+        cond.append(or_((taken + const(1)) % bindparam("gold_every", type_=Integer) != const(0),
+                        st.c.ga + st.c.gl >= st.c.n_gold))
+    guard = select(st.c.session_id).where(*cond).exists()
+    if answered is not None:
+        guard = and_(guard, select(answered.c.id).exists())
+    claimed = _claim_for(kind, True, wpk, guard).cte("claimed")
+    one = select(const(1).label("one")).subquery("one")
+    joined = one.outerjoin(st, true())
+    columns = list(st.c)
+    if answered is not None:
+        joined = joined.outerjoin(answered, true())
+        columns += [answered.c.id.label("answered_id"), answered.c.gold_id.label("answered_gold_id")]
+    joined = joined.outerjoin(claimed, true())
+    columns += [claimed.c[col.key].label(f"claimed_{i}") for i, col in enumerate(claimed.c)]
+    return select(*columns).select_from(joined)
+
+
+@lru_cache(maxsize=None)
+def _fast_serve_statement(kind: str, capped: bool, with_gold: bool) -> FastStatement:
+    """`serve_statement` (without an answer) ready for the hot path."""
+    return FastStatement(serve_statement(kind, capped, with_gold))
+
+
+def serve_params(meta: StudyMeta, token_hash: str, now: datetime, lease_seconds: float) -> dict[str, Any]:
+    """The parameters of `serve_statement` for study `meta`."""
+    params = {"h": token_hash, "sid": meta.id, "q": meta.quota, "now": now, "created": meta.created_at,
+              "exp": now + timedelta(seconds=lease_seconds)}
+    if meta.max_per_worker is not None:
+        params["lim"] = 2 * meta.max_per_worker
+        params["cap"] = meta.max_per_worker
+    if meta.gold_every:
+        params["gold_every"] = meta.gold_every
+    return params
+
+
+def uses_serve_statement(conn: Connection, meta: StudyMeta) -> bool:
+    """Whether `next` in study `meta` runs as one statement (`serve_statement`): PostgreSQL, and a
+    balanced scheduler (labeling, or pairwise `balanced`)."""
+    return _lateral(conn) and (meta.kind == LABELING or meta.scheduler != ACTIVE)
+
+
+def claimed_in(row, offset: int, kind: str) -> Claimed | None:
+    """The Claimed in a `serve_statement` row from column `offset` on, or None if nothing was leased."""
+    if row[offset] is None:
+        return None
+    return _claimed(row[offset:], kind, new_regular=True)
 
 
 def claim(conn: Connection, meta: StudyMeta, worker_pk: int, now: datetime, lease_seconds: float) -> Claimed | None:
@@ -478,10 +573,23 @@ def serve_next(conn: Connection, meta: StudyMeta, token_hash: str, now: datetime
     """Find (and lease) the next assignment of the worker behind `token_hash` in study `meta` (module doc).
 
     `conn` should be in autocommit mode (`db.autocommit`): every statement is its own transaction.
-    ApiError 401 for an unknown token, 403 for a token of another study. Usually two statements:
-    `read_state` and `claim`.
+    ApiError 401 for an unknown token, 403 for a token of another study. Usually one statement on
+    PostgreSQL (`serve_statement`), two elsewhere (`read_state`, then `claim`).
     """
-    state = read_state(conn, meta, token_hash)
+    if uses_serve_statement(conn, meta):
+        row = _fast_serve_statement(meta.kind, meta.max_per_worker is not None, bool(meta.gold_every)).first(
+            conn, serve_params(meta, token_hash, now, lease_seconds))
+        state = state_from_row(row)
+        claimed = claimed_in(row, N_STATE_COLUMNS, meta.kind) if state is not None else None
+        if claimed is not None:
+            return NextResult(state, claimed)
+        return serve_from_state(conn, meta, token_hash, state, now, lease_seconds)
+    return serve_from_state(conn, meta, token_hash, read_state(conn, meta, token_hash), now, lease_seconds)
+
+
+def serve_from_state(conn: Connection, meta: StudyMeta, token_hash: str, state: WorkerState | None, now: datetime,
+                     lease_seconds: float) -> NextResult:
+    """`serve_next` from the worker's state as just read (None: unknown token)."""
     if state is None:
         raise ApiError(401, "unknown or revoked worker token")
     if state.study_id != meta.id:

@@ -31,6 +31,11 @@ class AnnotationServer(BaseApplication):
         return create_app(self.app_config)
 
 
+def connections_per_worker(threads: int) -> int:
+    """gunicorn's `worker_connections` for `threads` threads per process: 4 per thread, at least 16."""
+    return max(4 * threads, 16)
+
+
 def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
     """Return the gunicorn settings used by `subjlab serve`."""
     return {
@@ -41,6 +46,10 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict[s
         "timeout": 60,
         "graceful_timeout": 10,
         "keepalive": 5,
+        # at most 4 connections per thread in each process: past that a process stops accepting and closes
+        # connections after their reply instead of keeping them alive, so keep-alive clients spread evenly
+        # over the processes (with gunicorn's default, 1000, one process may keep most of them for good)
+        "worker_connections": connections_per_worker(threads),
         "preload_app": False,
         "accesslog": None,
         "errorlog": "-",

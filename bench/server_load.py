@@ -22,7 +22,9 @@ re-issued), and no lease left active.
 
 Each load level also prints the CPU time per accepted answer of the server (gunicorn), PostgreSQL and
 the load generator, which disturbance from other work on a shared machine changes far less than rates
-and latencies. `--in-process` first runs the hot path inside this process (Flask's test client, one
+and latencies, and the spread of the mean latency per simulated worker (how evenly clients are served).
+`--statements` loads pg_stat_statements into the throwaway cluster and prints, per level, the statements
+PostgreSQL ran per accepted answer and their mean execution time. `--in-process` first runs the hot path inside this process (Flask's test client, one
 worker, no HTTP) and prints SQL statements and CPU milliseconds per next + answer cycle (strict) and
 per answer?next=1 cycle (one-trip).
 
@@ -417,6 +419,7 @@ class LoadResult:
     persisted_rows: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the run, by part
     loop: str = "strict"  # "strict": session -> next -> answer; "one-trip": answer?next=1 carries the next
+    worker_means: list[float] = field(default_factory=list)  # each simulated worker's mean request latency (s)
 
     @property
     def rate(self) -> float:
@@ -469,7 +472,8 @@ def run_load(url: str, study: str, n: int, seconds: float, run: str,
     if len(set(acked)) != len(acked):
         errors["duplicate acknowledgements"] = len(acked) - len(set(acked))
     return LoadResult(n, elapsed, set(acked), latencies, errors, sum(s.tally.sessions for s in sims), by_op,
-                      cpu={k: cpu1[k] - cpu0[k] for k in cpu1}, loop="one-trip" if one_trip else "strict")
+                      cpu={k: cpu1[k] - cpu0[k] for k in cpu1}, loop="one-trip" if one_trip else "strict",
+                      worker_means=[statistics.fmean(s.tally.latencies) for s in sims if s.tally.latencies])
 
 
 def check_persisted(url: str, study: str, result: LoadResult) -> None:
@@ -495,9 +499,9 @@ def profile_in_process(db: str, db_url: str, cycles: int = 200) -> None:
 
     upgrade(db_url)
     app = create_app({"DATABASE_URL": db_url, "ADMIN_TOKEN": ADMIN_TOKEN})
-    engine = get_state(app).engine
     seen: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    for engine in {get_state(app).engine, get_state(app).hot_engine}:
+        event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
     client = app.test_client()
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     examples = load_split(get_task(TASK), "train")[:2000]
@@ -538,27 +542,53 @@ def profile_in_process(db: str, db_url: str, cycles: int = 200) -> None:
         print(f"{db:<9}in-process: {statistics.median(statements):.0f} SQL statements per {what} (max "
               f"{max(statements)}); app CPU {cpu:.2f} ms, PostgreSQL CPU {pg_cpu:.2f} ms, wall {wall:.2f} ms per "
               f"cycle (incl. a session every 25 answers)", flush=True)
-    engine.dispose()
+    get_state(app).dispose()
 
 
 # --- the runs ------------------------------------------------------------------------------------
 
 
 @contextmanager
-def database(kind: str, root: Path) -> Iterator[str]:
-    """Yield a fresh database URL of `kind` ("sqlite" or "postgres") under `root`; clean up after."""
+def database(kind: str, root: Path, statements: bool = False) -> Iterator[str]:
+    """Yield a fresh database URL of `kind` ("sqlite" or "postgres") under `root`; clean up after.
+    `statements`: PostgreSQL with pg_stat_statements loaded (see `statement_stats`)."""
     if kind == "sqlite":
         yield f"sqlite:///{root / 'bench.db'}"
         return
     # durable, as in production: fsync=on, synchronous_commit=on (PostgreSQL's defaults)
-    pg = start_postgres(settings={"shared_buffers": "128MB", "fsync": "on", "synchronous_commit": "on"})
+    settings = {"shared_buffers": "128MB", "fsync": "on", "synchronous_commit": "on"}
+    if statements:
+        settings["shared_preload_libraries"] = "pg_stat_statements"
+    pg = start_postgres(settings=settings)
     try:
         url = pg.create_database("subjlab")
+        if statements:
+            with _psycopg(url) as conn:
+                conn.execute("CREATE EXTENSION pg_stat_statements")
         with open(Path(pg.directory) / "data" / "postmaster.pid") as f:
             _POSTMASTERS[url] = int(f.readline())
         yield url
     finally:
         pg.stop()
+
+
+def _psycopg(db_url: str):
+    import psycopg
+
+    return psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+
+
+def statement_stats(db_url: str, answers: int) -> None:
+    """Print the statements PostgreSQL ran since the last call (pg_stat_statements): calls per accepted
+    answer and mean execution time, busiest first; then reset the counters."""
+    with _psycopg(db_url) as conn:
+        rows = conn.execute("SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+                            "FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%' "
+                            "ORDER BY total_exec_time DESC LIMIT 8").fetchall()
+        conn.execute("SELECT pg_stat_statements_reset()")
+    for calls, total, query in rows:
+        print(f"{'':<9}  {calls / max(answers, 1):6.2f} per answer, {total / max(calls, 1):6.3f} ms each: {query}",
+              flush=True)
 
 
 def print_header() -> None:
@@ -574,6 +604,11 @@ def print_row(db: str, r: LoadResult) -> None:
     ops = ", ".join(f"{op} p50/p99 {r.quantile_ms(0.5, op):.0f}/{r.quantile_ms(0.99, op):.0f} ms (n={len(v)})"
                     for op, v in sorted(r.by_op.items()))
     print(f"{'':<9}{ops}", flush=True)
+    if len(r.worker_means) > 1:
+        means = sorted(1000 * m for m in r.worker_means)
+        print(f"{'':<9}mean latency per simulated worker: min {means[0]:.0f}, median {statistics.median(means):.0f}, "
+              f"max {means[-1]:.0f} ms (a wide spread: some clients are served worse than others)",
+              flush=True)
     if r.errors:
         print(f"{'':<9}errors: {r.errors}", flush=True)
     if r.cpu and r.acked:
@@ -588,19 +623,23 @@ LOOPS = {"strict": (False,), "one-trip": (True,), "both": (False, True)}
 
 
 def load_levels(db: str, url: str, levels: list[int], seconds: float, items: int, nice: int,
-                meter: CpuMeter | None = None, loop: str = "both") -> list[LoadResult]:
+                meter: CpuMeter | None = None, loop: str = "both", stats_url: str | None = None) -> list[LoadResult]:
     """Run each load level (and loop kind: strict, one-trip or both) on its own fresh study (load starts
     right after the study is filled, as when a researcher adds work to a running server); print one row
-    per level and loop."""
+    per level and loop (and, with `stats_url`, the statements PostgreSQL ran: `statement_stats`)."""
     results = []
     for n in levels:
         for one_trip in LOOPS[loop]:
             study = f"load-{n}" + ("-1trip" if one_trip else "")
             create_study(url, study, n_items=items, labels_per_item=3, max_per_worker=25)
+            if stats_url:
+                statement_stats(stats_url, 0)  # reset: count this level only
             r = run_load(url, study, n, seconds, run=f"{db}-{n}" + ("-1trip" if one_trip else ""), nice=nice,
                          meter=meter, one_trip=one_trip)
             check_persisted(url, study, r)
             print_row(db, r)
+            if stats_url:
+                statement_stats(stats_url, len(r.acked))
             results.append(r)
     return results
 
@@ -687,6 +726,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-crash", action="store_true", help="skip the kill -9 test")
     parser.add_argument("--in-process", action="store_true",
                         help="first profile the hot path in this process: SQL statements and CPU ms per cycle")
+    parser.add_argument("--statements", action="store_true",
+                        help="PostgreSQL: load pg_stat_statements and print, per level, the statements run per "
+                             "accepted answer and their mean execution time (adds a little overhead)")
     parser.add_argument("--nice", type=int, default=10,
                         help="nice increment of the load-generator threads (the server runs at normal priority)")
     args = parser.parse_args(argv)
@@ -709,13 +751,14 @@ def main(argv: list[str] | None = None) -> int:
                 (root / "inproc").mkdir(exist_ok=True)
                 with database(db, root / "inproc") as db_url:
                     profile_in_process(db, db_url)
-            with database(db, root) as db_url:
+            with database(db, root, statements=args.statements) as db_url:
                 server = Server(db_url, free_port(), args.server_workers, args.threads, 600,
                                 root / f"server-{db}.log").start()
                 try:
                     print_header()
                     meter = CpuMeter(server.proc.pid, postmaster_pid(db_url))
-                    results = load_levels(db, server.url, levels, args.seconds, args.items, args.nice, meter, args.loop)
+                    results = load_levels(db, server.url, levels, args.seconds, args.items, args.nice, meter, args.loop,
+                                          db_url if args.statements and db == "postgres" else None)
                 except (httpx.HTTPError, RuntimeError) as exc:
                     state = "running" if server.proc and server.proc.poll() is None else \
                         f"exited with {server.proc.returncode if server.proc else '?'}"

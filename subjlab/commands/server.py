@@ -89,8 +89,9 @@ def serve(db_url: str | None, host: str, port: int, workers: int, threads: int, 
         token = secrets.token_urlsafe(24)
         click.echo(f"admin token (generated; set SUBJLAB_ADMIN_TOKEN to choose one): {token}")
         sys.stdout.flush()
-    # one pooled connection per request thread (+ as many again for bursts): workers x 2 x threads
-    # connections in all, e.g. 2 x 2 x 4 = 16, well below PostgreSQL's default max_connections of 100
+    # two pools per process (the worker hot path's autocommit pool and the general one), each sized to the
+    # request threads, which hold one connection at a time: at most workers x 2 x threads connections
+    # open, e.g. 2 x 2 x 8 = 32, well below PostgreSQL's default max_connections of 100
     config = {"DATABASE_URL": url, "ADMIN_TOKEN": token, "DB_POOL_SIZE": threads,
               "SECRET_KEY": os.environ.get("SUBJLAB_SECRET_KEY") or secrets.token_hex(32)}
     if lease_seconds is not None:

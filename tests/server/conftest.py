@@ -144,7 +144,7 @@ def make_app(tmp_path, request, shared_data) -> Iterator[Callable[..., Any]]:
 
     yield factory
     for app in apps:
-        get_state(app).engine.dispose()
+        get_state(app).dispose()
 
 
 @pytest.fixture

@@ -112,3 +112,41 @@ def test_a_refused_answer_with_next_leases_nothing(db_app, api_client):
     r = _answer_next(api, a, bob, label="ham")  # not bob's assignment
     assert r.status == 409 and "next" not in r.json
     assert api.admin_get("/studies/an/progress").json["active_leases"] == 1  # only alice's
+
+
+def _walk(api, study, worker, one_trip):
+    """Work through `study` as one worker; return [(unit id, is a check, progress)] of every unit shown."""
+    token = api.session(study, worker)
+    shown, current = [], api.next(study, token).json
+    while current is not None:
+        shown.append((current["item"]["id"], current["item"]["id"].startswith("g"), current["progress"]))
+        if one_trip:
+            r = _answer_next(api, current["assignment"], token, label="spam")
+            assert r.status == 201, r.text
+            current = r.json["next"]
+        else:
+            assert api.answer(current["assignment"], token, label="spam").status == 201
+            r = api.next(study, token)
+            current = r.json if r.status == 200 else None
+    return shown
+
+
+def test_the_one_trip_loop_shows_the_same_checks_caps_and_progress_as_next_then_answer(db_app, api_client):
+    # on PostgreSQL the one-trip answer is one statement that reads the state before its own answer:
+    # attention checks, the cap and the progress figures must come out exactly as in the two-request loop
+    api = api_client(db_app)
+    for name in ("strict", "trip"):
+        assert api.create_study(name=name, kind="labeling", task="sms_spam", labels_per_item=2, gold_every=3,
+                                max_per_worker=6).status == 201
+        assert api.add_items(name, examples=[{"id": f"i{i}", "text": f"message {i}"} for i in range(9)],
+                             gold=[{"id": "g1", "text": "WIN NOW", "answer": "spam"},
+                                   {"id": "g2", "text": "hi mum", "answer": "ham"}]).status == 201
+    for worker in ("w1", "w2"):
+        strict, trip = _walk(api, "strict", worker, False), _walk(api, "trip", worker, True)
+        assert [(gold, p) for _, gold, p in trip] == [(gold, p) for _, gold, p in strict]
+        assert [gold for _, gold, _ in trip] == [False, False, True, False, False, True, False, False]
+        assert trip[-1][2] == {"answered": 7, "target": 8}  # 6 units (the cap) and 2 checks
+        assert len({unit for unit, _, _ in trip}) == len(trip)  # never the same unit twice
+    for name in ("strict", "trip"):
+        progress = api.admin_get(f"/studies/{name}/progress").json
+        assert progress["active_leases"] == 0 and progress["answered"] == 12, progress

@@ -22,11 +22,13 @@ MAX_STATEMENTS_PER_CYCLE = 8
 
 
 class StatementCounter:
-    """Counts the SQL statements an engine sends (every cursor execute: queries, BEGIN, COMMIT)."""
+    """Counts the SQL statements an app's engines send (every cursor execute: queries, BEGIN, COMMIT)."""
 
-    def __init__(self, engine):
-        self.engine, self.statements = engine, []
-        event.listen(engine, "before_cursor_execute", self._seen)
+    def __init__(self, app):
+        state = get_state(app)
+        self.engines, self.statements = {state.engine, state.hot_engine}, []
+        for engine in self.engines:
+            event.listen(engine, "before_cursor_execute", self._seen)
 
     def _seen(self, conn, cursor, statement, parameters, context, executemany):
         self.statements.append(statement)
@@ -36,12 +38,13 @@ class StatementCounter:
         return out
 
     def close(self) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._seen)
+        for engine in self.engines:
+            event.remove(engine, "before_cursor_execute", self._seen)
 
 
 @pytest.fixture
 def counted(db_app):
-    counter = StatementCounter(get_state(db_app).engine)
+    counter = StatementCounter(db_app)
     yield db_app, counter
     counter.close()
 
@@ -198,3 +201,32 @@ def test_a_fast_statement_that_fails_raises_sqlalchemys_error_and_leaves_the_con
         with pytest.raises(DataError, match="invalid input syntax for type integer"):
             bad.first(conn, {"x": "not a number"})
         assert tuple(bad.first(conn, {"x": "42"})) == (42,)
+
+
+def test_on_postgres_next_and_an_answer_with_next_are_one_statement_each(make_app, api_client):
+    app = make_app(db="postgres")
+    counter = StatementCounter(app)
+    try:
+        api = api_client(app)
+        api.create_study(name="one", kind="labeling", task="sms_spam", labels_per_item=2, max_per_worker=10)
+        api.add_items("one", examples=[{"id": f"m{i}", "text": f"message {i}"} for i in range(12)])
+        token = api.session("one", "w1")
+        api.next("one", token)  # the first request of a token may read the study's metadata into the cache
+        counter.take()
+        current = api.next("one", token).json  # the held lease, handed back: not the one-statement case
+        counter.take()
+        r = api.request("POST", f"/assignments/{current['assignment']}", token, {"label": "ham"})
+        assert r.status == 201 and len(counter.take()) == 1  # the answer alone
+        r = api.next("one", token)
+        assert r.status == 200 and len(counter.take()) == 1  # state + claim
+        sizes, current = [], r.json
+        for _ in range(4):
+            r = api.request("POST", f"/assignments/{current['assignment']}?next=1", token, {"label": "spam"})
+            assert r.status == 201 and r.json["next"] is not None, r.text
+            sizes.append(len(counter.take()))
+            current = r.json["next"]
+        assert sizes == [1, 1, 1, 1]  # answer + state + claim
+    finally:
+        counter.close()
+    progress = api.admin_get("/studies/one/progress").json
+    assert (progress["answered"], progress["active_leases"]) == (5, 1)
