@@ -156,17 +156,20 @@ class FastStatement:
     """A Core statement (SELECT, or DML with RETURNING) for the hot path, compiled once per dialect.
 
     `first(conn, params)` / `all(conn, params)` return row tuples (index them by position). On PostgreSQL
-    the statement runs on the driver's cursor as a prepared statement (module doc), with the same type
-    processing of parameters and result columns SQLAlchemy would apply; elsewhere through `conn.execute`.
+    the statement is compiled once with PostgreSQL's own `$n` placeholders and run on a psycopg
+    `RawCursor` of the pooled connection as a prepared statement (module doc), with the same type
+    processing of parameters and result columns SQLAlchemy would apply. (A named-placeholder query would
+    be re-parsed by psycopg on every execution once it is longer than psycopg caches, 4 KB: the hot
+    statements with their CTEs are longer.) Elsewhere the statement runs through `conn.execute`.
     """
 
     def __init__(self, statement: Executable):
         self.statement = statement
-        self._compiled_for: dict[tuple[type, str], _Compiled] = {}  # by (dialect class, paramstyle)
+        self._compiled_for: dict[type, _Compiled] = {}  # by dialect class
         self._lock = threading.Lock()
 
     def _compiled(self, dialect: Dialect) -> "_Compiled":
-        key = (type(dialect), dialect.paramstyle)
+        key = type(dialect)
         found = self._compiled_for.get(key)
         if found is None:
             with self._lock:
@@ -176,13 +179,12 @@ class FastStatement:
         return found
 
     def _execute_pg(self, conn: Connection, params: Mapping[str, Any], fetch_all: bool):
+        import psycopg
+
         c = self._compiled(conn.dialect)
-        values = {**c.defaults, **params}
-        for name, proc in c.bind_processors:
-            if name in values:
-                values[name] = proc(values[name])
+        values = c.values(params)
         try:
-            cur = conn.connection.driver_connection.cursor()
+            cur = psycopg.RawCursor(conn.connection.driver_connection)
             if conn.dispatch.before_cursor_execute:
                 for fn in conn.dispatch.before_cursor_execute:
                     fn(conn, cur, c.sql, values, None, False)
@@ -210,28 +212,44 @@ class FastStatement:
 
 
 class _Compiled:
-    """A statement compiled for one dialect: SQL text, constant parameter values, type processors."""
+    """A statement compiled for PostgreSQL with `$n` placeholders: SQL text, the parameter names in
+    placeholder order with their bind processors, constant parameter values, result type processors."""
 
-    def __init__(self, sql: str, defaults: dict[str, Any], bind_processors: list, result_processors: list | None):
-        self.sql, self.defaults = sql, defaults
-        self.bind_processors, self.result_processors = bind_processors, result_processors
+    def __init__(self, sql: str, names: list[str], processors: list, defaults: dict[str, Any],
+                 result_processors: list | None):
+        self.sql, self.names, self.processors, self.defaults = sql, names, processors, defaults
+        self.result_processors = result_processors
 
     @classmethod
     def of(cls, statement: Executable, dialect: Dialect) -> "_Compiled":
-        compiled = statement.compile(dialect=dialect)
+        compiled = statement.compile(dialect=type(dialect)(paramstyle="numeric_dollar"))
         sql = str(compiled)
         if "POSTCOMPILE" in sql:
             raise ValueError("FastStatement cannot run statements with expanding IN parameters")
-        defaults, binds = {}, []
-        for name, bind in compiled.binds.items():
+        names = list(compiled.positiontup or ())
+        processors, defaults = [], {}
+        for name in names:
+            bind = compiled.binds[name]
             proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            processors.append(proc)
             if not bind.required:
-                defaults[name] = proc(bind.effective_value) if proc is not None else bind.effective_value
-            elif proc is not None:
-                binds.append((name, proc))
+                defaults[name] = bind.effective_value
         results = [col.type.dialect_impl(dialect).result_processor(dialect, None)
                    for col in getattr(statement, "exported_columns", ())]
-        return cls(sql, defaults, binds, results if any(p is not None for p in results) else None)
+        return cls(sql, names, processors, defaults, results if any(p is not None for p in results) else None)
+
+    def values(self, params: Mapping[str, Any]) -> tuple:
+        """The positional parameter values for `params` (by name; constants filled in), type-processed."""
+        out = []
+        for name, proc in zip(self.names, self.processors):
+            if name in params:
+                value = params[name]
+            elif name in self.defaults:
+                value = self.defaults[name]
+            else:
+                raise ValueError(f"FastStatement: no value for parameter {name!r}")
+            out.append(proc(value) if proc is not None and value is not None else value)
+        return tuple(out)
 
     def process(self, row: Sequence[Any]) -> tuple:
         """Apply the result columns' type processors to one row."""
