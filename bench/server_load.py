@@ -23,7 +23,8 @@ re-issued), and no lease left active.
 Each load level also prints the CPU time per accepted answer of the server (gunicorn), PostgreSQL and
 the load generator, which disturbance from other work on a shared machine changes far less than rates
 and latencies, and the spread of the mean latency per simulated worker (how evenly clients are served).
-`--statements` loads pg_stat_statements into the throwaway cluster and prints, per level, the statements
+`--floor` first measures what gunicorn + Flask cost per request with no work of our own (a JSON echo
+app under the same settings and load). `--statements` loads pg_stat_statements into the throwaway cluster and prints, per level, the statements
 PostgreSQL ran per accepted answer and their mean execution time. `--in-process` first runs the hot path inside this process (Flask's test client, one
 worker, no HTTP) and prints SQL statements and CPU milliseconds per next + answer cycle (strict) and
 per answer?next=1 cycle (one-trip).
@@ -545,6 +546,73 @@ def profile_in_process(db: str, db_url: str, cycles: int = 200) -> None:
     get_state(app).dispose()
 
 
+# --- the framework floor -------------------------------------------------------------------------
+
+FLOOR_APP = """
+from flask import Flask, jsonify, request
+
+app = Flask(__name__)
+
+
+@app.post("/answer")
+def answer():  # what the one-trip answer does minus the database: parse a JSON body, reply with JSON
+    body = request.get_json()
+    return jsonify({"assignment": 1, "kind": "labeling", "label": body["label"], "next": {"text": "x" * 300}}), 201
+"""
+
+
+def framework_floor(n: int, seconds: float, threads: int, workers: int, nice: int, root: Path) -> None:
+    """Run a Flask app that only parses and returns JSON under gunicorn with `subjlab serve`'s settings and
+    the same load generator (`n` keep-alive clients); print requests/s and the server's CPU per request:
+    what any request of the real server costs before it does any work of its own."""
+    from annotation_server.wsgi import connections_per_worker
+
+    (root / "floor_app.py").write_text(FLOOR_APP)
+    port = free_port()
+    cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(root), "-b", f"127.0.0.1:{port}", "-w", str(workers),
+           "--threads", str(threads), "-k", "gthread", "--worker-connections", str(connections_per_worker(threads)),
+           "--keep-alive", "5", "--log-level", "warning", "floor_app:app"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the framework-floor server did not start") from None
+                time.sleep(0.1)
+        time.sleep(1.0)  # every worker process up
+        meter, stop, latencies = CpuMeter(proc.pid, None), threading.Event(), []
+
+        def client() -> None:
+            lower_thread_priority(nice)
+            c = KeepAliveClient(f"http://127.0.0.1:{port}")
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                c.request("POST", "/answer", json_body={"label": "World"})
+                latencies.append(time.perf_counter() - t0)
+            c.close()
+
+        cpu0, t0 = meter.snapshot(), time.perf_counter()
+        threads_ = [threading.Thread(target=client, daemon=True) for _ in range(n)]
+        for t in threads_:
+            t.start()
+        time.sleep(seconds)
+        stop.set()
+        for t in threads_:
+            t.join(30)
+        elapsed, cpu1 = time.perf_counter() - t0, meter.snapshot()
+        done = len(latencies)
+        print(f"framework floor (Flask JSON in/out, no database, gunicorn {workers} x {threads}, {n} clients): "
+              f"{done / elapsed:.0f} requests/s, server CPU {1000 * (cpu1['server'] - cpu0['server']) / max(done, 1):.2f} ms "
+              f"per request", flush=True)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+
+
 # --- the runs ------------------------------------------------------------------------------------
 
 
@@ -729,6 +797,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--statements", action="store_true",
                         help="PostgreSQL: load pg_stat_statements and print, per level, the statements run per "
                              "accepted answer and their mean execution time (adds a little overhead)")
+    parser.add_argument("--floor", action="store_true",
+                        help="first measure the framework floor: a Flask app that only parses and returns JSON, "
+                             "under the same gunicorn settings and load (server CPU per request)")
     parser.add_argument("--nice", type=int, default=10,
                         help="nice increment of the load-generator threads (the server runs at normal priority)")
     args = parser.parse_args(argv)
@@ -746,6 +817,8 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         if os.geteuid() == 0:
             os.chmod(root, 0o755)
+        if args.floor:
+            framework_floor(max(levels), args.seconds, args.threads, args.server_workers, args.nice, root)
         for db in dbs:
             if args.in_process:
                 (root / "inproc").mkdir(exist_ok=True)
