@@ -1,4 +1,4 @@
-"""Shared test fixtures: the real task data in ../shared/datasets, offline model loading."""
+"""Shared test fixtures: the real task data in ../shared/datasets, offline model loading, headless Chromium."""
 
 from __future__ import annotations
 
@@ -20,3 +20,20 @@ def shared_data() -> Path:
     from subjlab.data import resolve_data_dir
 
     return resolve_data_dir()
+
+
+#: The system's Chromium (Debian packages `chromium`, `chromium-driver`), driven by Playwright.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (its tests open their own pages and contexts)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

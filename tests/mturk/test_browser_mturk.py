@@ -20,9 +20,6 @@ from annotation_server.mturk.models import MTurkAssignment
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 WORKER, ASSIGNMENT = "ABROWSERWORKER1", "3BROWSERASSIGNMENT000000000001"
 
 
@@ -85,16 +82,6 @@ def served(make_app, recorder):
     yield app, f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def test_worker_previews_accepts_answers_and_submits_then_review_approves(served, recorder, browser, make_spam_study,

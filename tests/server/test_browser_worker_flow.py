@@ -12,22 +12,8 @@ from subjlab.tasks import OBJECTIVITY_DEFINITION, get_task
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 TIMEOUT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium (the system's /usr/bin/chromium) for the module."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 class PageWatch:
