@@ -12,14 +12,18 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, literal, select
+from functools import lru_cache
+
+from sqlalchemy import bindparam, insert, literal, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from annotation_server import validation as v
 from annotation_server.clock import utcnow
+from annotation_server.db import FastStatement
 from annotation_server.errors import ApiError
 from annotation_server.models import OPEN, Study, Worker, WorkerSession
 from annotation_server.security import hash_token, new_token
@@ -91,6 +95,45 @@ def start_session(db: Session, study_name: str, worker_id: str, now: datetime | 
         study = get_study(db, study_name)  # 404 if unknown
         raise ApiError(409, f"study {study.name!r} is closed", "study")
     return token
+
+
+@lru_cache(maxsize=None)
+def _fast_start_statement() -> FastStatement:
+    """PostgreSQL: a session as ONE statement: upsert the worker (only if the study is open), then INSERT the
+    session from the open study's row; returns the session id, or no row (unknown or closed study: then
+    nothing was written). Parameters :name, :x (worker id), :h (token hash), :now."""
+    S, W, WS = Study.__table__, Worker.__table__, WorkerSession.__table__
+    now = bindparam("now", type_=WS.c.created_at.type)
+    worker_id = bindparam("x", type_=W.c.external_id.type)
+    study = select(S.c.id).where(S.c.name == bindparam("name", type_=S.c.name.type), S.c.status == OPEN).cte("s")
+    new = (pg_insert(W).from_select(["external_id", "created_at"], select(worker_id, now).where(select(study.c.id).exists()))
+           .on_conflict_do_nothing(index_elements=[W.c.external_id]).returning(W.c.id).cte("nw"))
+    # the statement's snapshot cannot see the row `nw` inserts: take it from RETURNING, else the existing one
+    found = union_all(select(new.c.id), select(W.c.id).where(W.c.external_id == worker_id)).cte("w")
+    pk = select(found.c.id).limit(1).scalar_subquery()
+    source = select(study.c.id, pk, bindparam("h", type_=WS.c.token_hash.type), now)
+    return FastStatement(insert(WS).from_select(["study_id", "worker_id", "token_hash", "created_at"], source)
+                         .returning(WS.c.id))
+
+
+def start_session_fast(conn: Connection, study_name: str, worker_id: str, now: datetime) -> str | None:
+    """`start_session` in ONE statement on PostgreSQL, on a connection in autocommit mode (`db.autocommit`).
+
+    Returns the new token, or None when the common case does not apply (another database, an unknown or
+    closed study, two first sessions of one new worker racing): nothing was written, call
+    `start_session`, which tells the errors apart. ApiError 400/404 for a bad worker id or study name."""
+    worker_id = v.identifier(worker_id, "worker_id", max_len=128)
+    if not isinstance(study_name, str) or not v.is_study_name(study_name):
+        raise ApiError(404, f"unknown study {str(study_name)[:80]!r}", "study")
+    if conn.dialect.name != "postgresql":
+        return None
+    token = new_token()
+    try:
+        created = _fast_start_statement().first(conn, {"name": study_name, "x": worker_id, "h": hash_token(token),
+                                                       "now": now})
+    except IntegrityError:  # the worker was being created by a concurrent request (its row not yet visible)
+        return None
+    return token if created is not None else None
 
 
 def identity(conn: Connection, token_hash: str) -> WorkerIdentity | None:

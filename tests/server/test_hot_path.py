@@ -230,3 +230,69 @@ def test_on_postgres_next_and_an_answer_with_next_are_one_statement_each(make_ap
         counter.close()
     progress = api.admin_get("/studies/one/progress").json
     assert (progress["answered"], progress["active_leases"]) == (5, 1)
+
+
+def test_on_postgres_a_session_is_one_statement_and_bad_ones_write_nothing(make_app, api_client):
+    app = make_app(db="postgres")
+    api = api_client(app)
+    api.create_study(name="open", kind="labeling", task="sms_spam", labels_per_item=1)
+    api.add_items("open", examples=[{"id": "m1", "text": "message"}])
+    api.create_study(name="shut", kind="labeling", task="sms_spam", labels_per_item=1)
+    assert api.request("POST", "/studies/shut/close", api.admin_token, {}).status == 200
+    counter = StatementCounter(app)
+    try:
+        token = api.session("open", "new-worker")
+        assert len(counter.take()) == 1  # worker upsert + session insert in one
+        assert api.next("open", token).status == 200  # the token works
+        counter.take()
+        again = api.session("open", "new-worker")  # an existing worker: a second session, same worker row
+        assert again != token and len(counter.take()) == 1
+        closed = api.request("POST", "/studies/shut/sessions", None, {"worker_id": "other-worker"})
+        unknown = api.request("POST", "/studies/nope/sessions", None, {"worker_id": "other-worker"})
+        assert (closed.status, unknown.status) == (409, 404), (closed.text, unknown.text)
+    finally:
+        counter.close()
+    with session_scope(get_state(app).engine) as db:
+        workers = list(db.scalars(text("SELECT external_id FROM worker ORDER BY external_id")))
+        sessions = db.scalar(text("SELECT count(*) FROM worker_session"))
+    assert workers == ["new-worker"] and sessions == 2  # the refused sessions left nothing behind
+
+
+
+def test_on_postgres_a_session_racing_the_creation_of_its_worker_uses_that_worker_or_writes_nothing(make_app, api_client):
+    # another request is creating worker "racer" (not yet committed): the one-statement session waits on
+    # it, then either opens the session for the row it committed or gives up having written nothing (and
+    # the general path takes over), never a second worker row or a session without a worker
+    import threading
+
+    from annotation_server import sessions
+    from annotation_server.clock import utcnow
+    from annotation_server.db import autocommit
+
+    app = make_app(db="postgres")
+    api = api_client(app)
+    api.create_study(name="race", kind="labeling", task="sms_spam", labels_per_item=1)
+    api.add_items("race", examples=[{"id": "m1", "text": "message"}])
+    state = get_state(app)
+    other = state.engine.connect()
+    other.execute(text("INSERT INTO worker (external_id, created_at) VALUES ('racer', now())"))  # open transaction
+    outcome: list = []
+
+    def fast() -> None:
+        with autocommit(state.hot_engine) as conn:
+            outcome.append(sessions.start_session_fast(conn, "race", "racer", utcnow()))
+
+    t = threading.Thread(target=fast)
+    t.start()
+    t.join(1.0)
+    assert t.is_alive()  # waiting on the uncommitted worker row
+    other.commit()
+    other.close()
+    t.join(30)
+    with session_scope(state.engine) as db:
+        owners = list(db.scalars(text("SELECT w.external_id FROM worker_session s JOIN worker w ON w.id = s.worker_id")))
+        workers = db.scalar(text("SELECT count(*) FROM worker"))
+    # either it saw the committed row and opened the session for it, or it gave up having written nothing
+    assert (outcome, owners) in (([None], []), ([outcome[0]], ["racer"])) and workers == 1, (outcome, owners)
+    token = outcome[0] or api.session("race", "racer")  # None: the API's general way takes over
+    assert api.next("race", token).status == 200
