@@ -7,9 +7,11 @@ simulated workers (threads, one keep-alive connection each) loop, new session wh
 - `one-trip` (what the worker pages do): each answer asks for the next assignment in the same reply
   (`POST /assignments/{id}?next=1`), so a unit costs one request instead of two.
 `--loop both` (the default) runs every level with each loop, on separate fresh studies, and labels each
-row. Per level it prints accepted answers/s, p50/p95/p99 latency of every
-request, errors, and acknowledged vs persisted answers (persisted = the admin export; every
-acknowledged (item, worker, label) must be in it, and nothing else).
+row. Per level it prints accepted answers/s and p50/p95/p99 latency of every request after a warm-up
+(`--warmup`, default 1 s: all simulated workers start in the same instant, so the first second is a burst
+of sessions; the whole run's p99 is printed below the row), errors, and acknowledged vs persisted answers
+over the whole run (persisted = the admin export; every acknowledged (item, worker, label) must be in it,
+and nothing else).
 
 Then the crash test: a small study with short leases under load, `kill -9` of the whole server process
 group mid-load, a restart on the same port, and the workers go on (answers whose reply was lost are
@@ -216,9 +218,9 @@ def study_progress(url: str, name: str) -> dict:
 class Tally:
     """What one simulated worker saw."""
 
-    latencies: list[float] = field(default_factory=list)
-    by_op: dict[str, list[float]] = field(default_factory=dict)  # "session" | "next" | "answer" -> seconds
+    samples: list[tuple[float, float, str]] = field(default_factory=list)  # (sent at, seconds, operation)
     acked: list[tuple[str, str, str]] = field(default_factory=list)  # (item, worker, label)
+    acked_at: list[float] = field(default_factory=list)  # when each acknowledgement arrived (perf_counter)
     errors: dict[str, int] = field(default_factory=dict)
     sessions: int = 0
 
@@ -324,9 +326,7 @@ class SimulatedWorker(threading.Thread):
     def _timed(self, op: str, client: KeepAliveClient, method: str, path: str, **kw) -> Reply:
         t0 = time.perf_counter()
         r = client.request(method, path, **kw)
-        seconds = time.perf_counter() - t0
-        self.tally.latencies.append(seconds)
-        self.tally.by_op.setdefault(op, []).append(seconds)
+        self.tally.samples.append((t0, time.perf_counter() - t0, op))
         return r
 
     def _retry(self, fn: Callable[[], Reply]) -> Reply | None:
@@ -395,6 +395,7 @@ class SimulatedWorker(threading.Thread):
                 return
             if r.status_code == 201:
                 self.tally.acked.append((item, worker, label))
+                self.tally.acked_at.append(time.perf_counter())
                 if self.one_trip:
                     pending = r.json()["next"]
                     if pending is None:  # nothing left for this worker: a new session
@@ -421,14 +422,19 @@ class LoadResult:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the run, by part
     loop: str = "strict"  # "strict": session -> next -> answer; "one-trip": answer?next=1 carries the next
     worker_means: list[float] = field(default_factory=list)  # each simulated worker's mean request latency (s)
+    warmup: float = 0.0  # seconds at the start left out of the rate and the latencies
+    steady_answers: int = 0  # answers acknowledged after the warm-up
+    all_latencies: list[float] = field(default_factory=list)  # every request, warm-up included
 
     @property
     def rate(self) -> float:
-        return len(self.acked) / self.seconds
+        """Accepted answers per second after the warm-up."""
+        return self.steady_answers / (self.seconds - self.warmup)
 
-    def quantile_ms(self, q: float, op: str | None = None) -> float:
-        """The q-quantile (0 < q < 1) of the request latencies (of one operation if `op`), in ms."""
-        values = self.latencies if op is None else self.by_op.get(op, [])
+    def quantile_ms(self, q: float, op: str | None = None, whole_run: bool = False) -> float:
+        """The q-quantile (0 < q < 1) of the request latencies after the warm-up (of one operation if `op`;
+        of every request, warm-up included, with `whole_run`), in ms."""
+        values = self.all_latencies if whole_run else self.latencies if op is None else self.by_op.get(op, [])
         if len(values) < 2:
             return 1000 * (values[0] if values else float("nan"))
         return 1000 * statistics.quantiles(values, n=1000, method="inclusive")[round(q * 1000) - 1]
@@ -437,10 +443,13 @@ class LoadResult:
 def run_load(url: str, study: str, n: int, seconds: float, run: str,
              during: Callable[[threading.Event], None] | None = None,
              until: Callable[[], bool] | None = None, nice: int = 10, meter: CpuMeter | None = None,
-             one_trip: bool = False) -> LoadResult:
+             one_trip: bool = False, warmup: float = 0.0) -> LoadResult:
     """Run `n` simulated workers for `seconds` (or until `until()` is true); return the result.
 
-    `during(stop)` runs in the calling thread while the workers run (the crash test uses it)."""
+    The first `warmup` seconds (all workers starting at once: n sessions and n first `next` in the same
+    instant) are left out of the rate, the latencies and the CPU figures, but not out of the
+    acknowledged/persisted check. `during(stop)` runs in the calling thread while the workers run (the
+    crash test uses it)."""
     stop = threading.Event()
     cpu0 = meter.snapshot() if meter is not None else {}
     sims = [SimulatedWorker(url, study, i, stop, run, nice, one_trip) for i in range(n)]
@@ -450,6 +459,9 @@ def run_load(url: str, study: str, n: int, seconds: float, run: str,
     if during is not None:
         during(stop)
     deadline = t0 + seconds
+    if warmup > 0:
+        time.sleep(warmup)
+        cpu0 = meter.snapshot() if meter is not None else {}
     while time.perf_counter() < deadline and not stop.is_set():
         if until is not None and until():
             break
@@ -459,22 +471,27 @@ def run_load(url: str, study: str, n: int, seconds: float, run: str,
         s.join(60)
     elapsed = time.perf_counter() - t0
     cpu1 = meter.snapshot() if meter is not None else {}
+    steady_from = t0 + warmup
     acked: list[tuple[str, str, str]] = []
     latencies: list[float] = []
     by_op: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
     for s in sims:
         acked += s.tally.acked
-        latencies += s.tally.latencies
-        for op, values in s.tally.by_op.items():
-            by_op.setdefault(op, []).extend(values)
+        for sent, took, op in s.tally.samples:
+            if sent >= steady_from:
+                latencies.append(took)
+                by_op.setdefault(op, []).append(took)
         for k, v in s.tally.errors.items():
             errors[k] = errors.get(k, 0) + v
     if len(set(acked)) != len(acked):
         errors["duplicate acknowledgements"] = len(acked) - len(set(acked))
+    steady = [[took for sent, took, _ in s.tally.samples if sent >= steady_from] for s in sims]
     return LoadResult(n, elapsed, set(acked), latencies, errors, sum(s.tally.sessions for s in sims), by_op,
                       cpu={k: cpu1[k] - cpu0[k] for k in cpu1}, loop="one-trip" if one_trip else "strict",
-                      worker_means=[statistics.fmean(s.tally.latencies) for s in sims if s.tally.latencies])
+                      worker_means=[statistics.fmean(x) for x in steady if x], warmup=warmup,
+                      steady_answers=sum(1 for s in sims for at in s.tally.acked_at if at >= steady_from),
+                      all_latencies=[took for s in sims for _, took, _ in s.tally.samples])
 
 
 def check_persisted(url: str, study: str, result: LoadResult) -> None:
@@ -677,10 +694,15 @@ def print_row(db: str, r: LoadResult) -> None:
         print(f"{'':<9}mean latency per simulated worker: min {means[0]:.0f}, median {statistics.median(means):.0f}, "
               f"max {means[-1]:.0f} ms (a wide spread: some clients are served worse than others)",
               flush=True)
+    if r.warmup:
+        print(f"{'':<9}whole run, the first {r.warmup:g} s included (all workers start at once): "
+              f"{len(r.all_latencies)} requests, p99 {r.quantile_ms(0.99, whole_run=True):.0f} ms, "
+              f"{len(r.acked) / r.seconds:.1f} answers/s", flush=True)
     if r.errors:
         print(f"{'':<9}errors: {r.errors}", flush=True)
-    if r.cpu and r.acked:
-        per = {k: 1000 * v / len(r.acked) for k, v in r.cpu.items()}
+    answers = r.steady_answers if r.warmup else len(r.acked)
+    if r.cpu and answers:
+        per = {k: 1000 * v / answers for k, v in r.cpu.items()}
         total = sum(per.values())
         print(f"{'':<9}CPU per answer: server {per['server']:.2f} ms, postgres {per['postgres']:.2f} ms, load generator "
               f"{per['client']:.2f} ms (total {total:.2f} ms: {2000 / total:.0f} answers/s if 2 cores did nothing else); "
@@ -691,7 +713,8 @@ LOOPS = {"strict": (False,), "one-trip": (True,), "both": (False, True)}
 
 
 def load_levels(db: str, url: str, levels: list[int], seconds: float, items: int, nice: int,
-                meter: CpuMeter | None = None, loop: str = "both", stats_url: str | None = None) -> list[LoadResult]:
+                meter: CpuMeter | None = None, loop: str = "both", stats_url: str | None = None,
+                warmup: float = 1.0) -> list[LoadResult]:
     """Run each load level (and loop kind: strict, one-trip or both) on its own fresh study (load starts
     right after the study is filled, as when a researcher adds work to a running server); print one row
     per level and loop (and, with `stats_url`, the statements PostgreSQL ran: `statement_stats`)."""
@@ -703,7 +726,7 @@ def load_levels(db: str, url: str, levels: list[int], seconds: float, items: int
             if stats_url:
                 statement_stats(stats_url, 0)  # reset: count this level only
             r = run_load(url, study, n, seconds, run=f"{db}-{n}" + ("-1trip" if one_trip else ""), nice=nice,
-                         meter=meter, one_trip=one_trip)
+                         meter=meter, one_trip=one_trip, warmup=warmup)
             check_persisted(url, study, r)
             print_row(db, r)
             if stats_url:
@@ -782,6 +805,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="gunicorn worker processes (2 = one per core of the 2-core target machine: fewer "
                              "processes and database connections measured cheaper per answer than 4 x 8)")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (gthread)")
+    parser.add_argument("--warmup", type=float, default=1.0,
+                        help="seconds at the start of each level left out of answers/s, the latencies and CPU per "
+                             "answer (every simulated worker starts at the same instant); the whole-run p99 is "
+                             "printed too")
     parser.add_argument("--items", type=int, default=2000, help="items per load study (AG News train texts)")
     parser.add_argument("--crash-workers", type=int, default=16, help="simulated workers in the crash test")
     parser.add_argument("--crash-items", type=int, default=300,
@@ -808,6 +835,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers: give counts between 1 and 256, e.g. 1,8,32,64")
     if args.seconds <= 0 or args.seconds > 120:
         parser.error("--seconds: between 0 and 120")
+    if args.warmup < 0 or args.warmup >= args.seconds:
+        parser.error("--warmup: at least 0 and shorter than --seconds")
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     print(f"server: subjlab serve (gunicorn) --workers {args.server_workers} --threads {args.threads} on "
           f"127.0.0.1; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} (machine may be shared); "
@@ -831,7 +860,7 @@ def main(argv: list[str] | None = None) -> int:
                     print_header()
                     meter = CpuMeter(server.proc.pid, postmaster_pid(db_url))
                     results = load_levels(db, server.url, levels, args.seconds, args.items, args.nice, meter, args.loop,
-                                          db_url if args.statements and db == "postgres" else None)
+                                          db_url if args.statements and db == "postgres" else None, args.warmup)
                 except (httpx.HTTPError, RuntimeError) as exc:
                     state = "running" if server.proc and server.proc.poll() is None else \
                         f"exited with {server.proc.returncode if server.proc else '?'}"
