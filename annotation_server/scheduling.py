@@ -26,11 +26,12 @@ worker_id).
 
 The worker's state (counts, current lease, the numbers behind the progress bar) is read by one statement
 too (`read_state`), which also checks the worker's token. On PostgreSQL the two are usually ONE statement
-(`serve_statement`: the state SELECT with the claim as a data-modifying CTE, guarded so that it leases only
-when the state says a plain claim is due); the other cases go on from the state it read. The statements are built once per study kind
-with bind parameters (`lru_cache`), internal constants (statuses, limits) written into the SQL text (see
-`const`), run in autocommit mode (`db.autocommit`): each is its own transaction, and on PostgreSQL
-straight on the driver's cursor (`db.FastStatement`).
+(`serve_statement`: the state SELECT with the claim as a data-modifying CTE, guarded so that it leases
+only when the state says a plain claim is due); the other cases go on from the state it read.
+
+The statements are built once per study kind with bind parameters (`lru_cache`), internal constants
+(statuses, limits) written into the SQL text (see `const`), run in autocommit mode (`db.autocommit`): each
+is its own transaction, and on PostgreSQL straight on the driver's cursor (`db.FastStatement`).
 """
 
 from __future__ import annotations
