@@ -2,8 +2,9 @@
 
 `run_gunicorn(config, ...)` starts a gunicorn master with `workers` processes of `threads` threads
 (gthread); each worker builds its own app with `create_app(config)` after the fork, so no database
-connection is shared between processes. Equivalent shell form:
-`gunicorn -w 2 --threads 4 -b 127.0.0.1:5000 "annotation_server.app:create_app()"`.
+connection is shared between processes, then tunes its garbage collector (`tune_gc`); each process keeps
+at most `connections_per_worker(threads)` connections. Nearly equivalent shell form (without `tune_gc`):
+`gunicorn -w 2 --threads 8 --worker-connections 32 -b 127.0.0.1:5000 "annotation_server.app:create_app()"`.
 """
 
 from __future__ import annotations
