@@ -426,43 +426,38 @@ def _hits(db: Session, mturk: MTurk, study: Study, hit_ids: Sequence[str] | None
 def expire(db: Session, mturk: MTurk, study_name: str, hit_ids: Sequence[str] | None = None,
            now: datetime | None = None) -> list[ActionOutcome]:
     """Expire the study's HITs (all, or `hit_ids`) now: no new workers can accept them. Once per HIT."""
-    study = _study(db, study_name)
-    now = now or utcnow()
-    out = []
-    for hit_id in _hits(db, mturk, study, hit_ids):
-        row, existed = _begin(db, study, EXPIRE, hit_id, now)
-        if existed and row.state == DONE:
-            out.append(ActionOutcome(EXPIRE, hit_id, "already"))
-            continue
-        try:
-            mturk.call("update_expiration_for_hit", HITId=hit_id, ExpireAt=EXPIRE_NOW)
-        except ClientError as exc:
-            _abandon(db, row)
-            raise ValueError(f"MTurk refused to expire HIT {hit_id}: {error_message(exc)}") from None
-        _finish(db, row, now)
-        out.append(ActionOutcome(EXPIRE, hit_id, "done"))
-    return out
+    return _once_per_hit(db, mturk, study_name, hit_ids, now, EXPIRE, "expire", "",
+                         lambda hit_id: mturk.call("update_expiration_for_hit", HITId=hit_id, ExpireAt=EXPIRE_NOW))
 
 
 def delete(db: Session, mturk: MTurk, study_name: str, hit_ids: Sequence[str] | None = None,
            now: datetime | None = None) -> list[ActionOutcome]:
     """Delete the study's HITs on MTurk (they must be expired and fully reviewed). Once per HIT."""
+    return _once_per_hit(db, mturk, study_name, hit_ids, now, DELETE, "delete",
+                         " (expire it and review every assignment first)",
+                         lambda hit_id: mturk.call("delete_hit", HITId=hit_id))
+
+
+def _once_per_hit(db: Session, mturk: MTurk, study_name: str, hit_ids: Sequence[str] | None, now: datetime | None,
+                  action: str, verb: str, hint: str, call) -> list[ActionOutcome]:
+    """Run `call(hit_id)` for each of the study's HITs (all, or `hit_ids`) that has not had `action` yet,
+    recording it (`_begin`/`_finish`) so that it happens once; ValueError naming the HIT (with `hint`) when
+    MTurk refuses."""
     study = _study(db, study_name)
     now = now or utcnow()
     out = []
     for hit_id in _hits(db, mturk, study, hit_ids):
-        row, existed = _begin(db, study, DELETE, hit_id, now)
+        row, existed = _begin(db, study, action, hit_id, now)
         if existed and row.state == DONE:
-            out.append(ActionOutcome(DELETE, hit_id, "already"))
+            out.append(ActionOutcome(action, hit_id, "already"))
             continue
         try:
-            mturk.call("delete_hit", HITId=hit_id)
+            call(hit_id)
         except ClientError as exc:
             _abandon(db, row)
-            raise ValueError(f"MTurk refused to delete HIT {hit_id} (expire it and review every assignment "
-                             f"first): {error_message(exc)}") from None
+            raise ValueError(f"MTurk refused to {verb} HIT {hit_id}{hint}: {error_message(exc)}") from None
         _finish(db, row, now)
-        out.append(ActionOutcome(DELETE, hit_id, "done"))
+        out.append(ActionOutcome(action, hit_id, "done"))
     return out
 
 
