@@ -4,6 +4,7 @@ the clients on the busy process wait twice as long as the others under load)."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
@@ -35,16 +36,10 @@ SERVER = textwrap.dedent("""
 """)
 
 
-def _get(sock: socket.socket) -> str:
-    """Send one keep-alive GET on `sock`; return the body (the serving process's pid)."""
-    sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-    data = b""
-    while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < int(
-            [h for h in data.split(b"\r\n") if h.lower().startswith(b"content-length")][0].split(b":")[1]):
-        chunk = sock.recv(4096)
-        assert chunk, "server closed the connection mid-reply"
-        data += chunk
-    return data.split(b"\r\n\r\n", 1)[1].decode()
+def _get(conn: http.client.HTTPConnection) -> str:
+    """Send one keep-alive GET on `conn`; return the body (the serving process's pid)."""
+    conn.request("GET", "/")
+    return conn.getresponse().read().decode()
 
 
 def test_each_gunicorn_process_keeps_at_most_four_connections_per_thread(tmp_path):
@@ -54,7 +49,7 @@ def test_each_gunicorn_process_keeps_at_most_four_connections_per_thread(tmp_pat
     script.write_text(SERVER)
     proc = subprocess.Popen([sys.executable, str(script), str(port)], env=dict(os.environ, PYTHONPATH=os.getcwd()),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    socks = []
+    conns: list[http.client.HTTPConnection] = []
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -66,12 +61,14 @@ def test_each_gunicorn_process_keeps_at_most_four_connections_per_thread(tmp_pat
                 time.sleep(0.1)
         time.sleep(1.0)  # both worker processes up
         cap = connections_per_worker(2)  # 16 per process with 2 threads
-        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(cap + cap // 2)]
-        served_by = [_get(s) for s in socks]
+        conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(cap + cap // 2)]
+        for c in conns:
+            c.connect()  # all connected before the first request, as a burst of clients would be
+        served_by = [_get(c) for c in conns]
         per_process = {pid: served_by.count(pid) for pid in set(served_by)}
         assert len(per_process) == 2 and max(per_process.values()) <= cap, per_process
     finally:
-        for s in socks:
-            s.close()
+        for c in conns:
+            c.close()
         os.killpg(proc.pid, 15)
         proc.wait(15)
