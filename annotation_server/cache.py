@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from annotation_server.handles import HandleCodec
 from annotation_server.models import LABELING, Study, StudyTask
 
 #: How many session tokens the cache remembers (LRU).
@@ -47,6 +48,9 @@ class StudyMeta:
     labels: tuple[str, ...] = ()
     label_descriptions: Mapping[str, str] | None = None
     task: Mapping[str, Any] | None = None
+    require_signed_entry: bool = False
+    #: the study's opaque assignment handles (`handles.py`), keyed by its own secret
+    handles: HandleCodec | None = field(default=None, compare=False, repr=False)
 
     @property
     def labeling(self) -> bool:
@@ -82,6 +86,7 @@ def _study_meta(row) -> StudyMeta:
         max_per_worker=row.max_per_worker, gold_every=row.gold_every, created_at=row.created_at,
         labels=tuple(spec.get("labels", ())), label_descriptions=dict(spec.get("label_descriptions", {})) if spec else None,
         task={"name": spec["name"], "title": spec["title"], "description": spec["description"]} if spec else None,
+        require_signed_entry=bool(row.require_signed_entry), handles=HandleCodec(row.signing_secret),
     )
 
 
@@ -113,7 +118,8 @@ class MetadataCache:
     def _load_study(self, conn: Connection, clause) -> StudyMeta | None:
         S = Study.__table__.c
         row = conn.execute(select(S.id, S.name, S.kind, S.scheduler, S.labels_per_item, S.judgments_per_pair,
-                                  S.max_per_worker, S.gold_every, S.created_at, S.task_spec).where(clause)).first()
+                                  S.max_per_worker, S.gold_every, S.created_at, S.task_spec, S.require_signed_entry,
+                                  S.signing_secret).where(clause)).first()
         if row is None:
             return None
         meta = _study_meta(row)

@@ -2,7 +2,8 @@
 
 Judgments: `{"left", "right", "winner", "study", "worker", "created_at", "assignment"}` with left/right
 in the order the worker saw them (so position bias can be measured). Labels: `{"item", "worker",
-"label", "created_at", "study", "assignment"}`. Attention-check answers are not exported here (see the
+"label", "created_at", "study", "assignment"}`. `assignment` is the opaque handle the worker saw
+(`handles.py`). Attention-check answers are not exported here (see the
 worker report). Records come in answer order (database id).
 """
 
@@ -17,6 +18,7 @@ from sqlmodel import Session
 
 from annotation_server.clock import iso
 from annotation_server.errors import ApiError
+from annotation_server.handles import HandleCodec
 from annotation_server.models import LABELING, Item, Judgment, LabelRecord, StudyTask, Worker
 from annotation_server.studies import get_study
 from subjlab.records import Judgment as JudgmentRecord
@@ -47,9 +49,10 @@ def _judgments(db: Session, study) -> Iterator[JudgmentRecord]:
         .where(Judgment.study_id == study.id)
         .order_by(Judgment.id)
     )
+    handles = HandleCodec(study.signing_secret)
     for _, assignment, created, lkey, rkey, wkey, worker in rows:
         yield JudgmentRecord(left=lkey, right=rkey, winner=wkey, study=study.name, worker=worker,
-                             created_at=iso(created), extra={"assignment": assignment})
+                             created_at=iso(created), extra={"assignment": handles.encode(assignment)})
 
 
 def _labels(db: Session, study) -> Iterator[Label]:
@@ -60,9 +63,10 @@ def _labels(db: Session, study) -> Iterator[Label]:
         .where(LabelRecord.study_id == study.id)
         .order_by(LabelRecord.id)
     )
+    handles = HandleCodec(study.signing_secret)
     for assignment, created, label, item, worker in rows:
         yield Label(item=item, worker=worker, label=label, created_at=iso(created),
-                    extra={"study": study.name, "assignment": assignment})
+                    extra={"study": study.name, "assignment": handles.encode(assignment)})
 
 
 def export_jsonl(db: Session, study_name: str, what: str) -> str:

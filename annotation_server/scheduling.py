@@ -113,7 +113,8 @@ class WorkerState:
 
     `below`: units of the study below quota (counted up to `2 * max_per_worker` when there is a cap,
     which is all the progress arithmetic needs); `mine_below`: how many of them the worker already has;
-    `lease_id`/`lease_expires`: the worker's current lease, if any; `n_gold`: attention checks in the study.
+    `lease_id`/`lease_expires`: this session's current lease, if any (a lease belongs to the session that
+    received it); `n_gold`: attention checks in the study; `session_leased`: slots this session holds.
     """
 
     session_id: int
@@ -129,6 +130,7 @@ class WorkerState:
     below: int
     mine_below: int
     n_gold: int
+    session_leased: int = 0
 
 
 def _unit(meta_kind: str):
@@ -158,7 +160,7 @@ def const(value: str | int):
 OPEN_, LEASED_, ANSWERED_ = const(SLOT_OPEN), const(SLOT_LEASED), const(SLOT_ANSWERED)
 
 #: Bind parameters of the prebuilt statements (each built once per shape, with `lru_cache`).
-_SID, _Q, _WPK, _H = bindparam("sid"), bindparam("q"), bindparam("wpk"), bindparam("h")
+_SID, _Q, _WPK, _H, _SESS = bindparam("sid"), bindparam("q"), bindparam("wpk"), bindparam("h"), bindparam("sess")
 _NOW = bindparam("now", type_=DateTime(timezone=True))
 _EXP = bindparam("exp", type_=DateTime(timezone=True))
 _CREATED = bindparam("created", type_=DateTime(timezone=True))
@@ -178,19 +180,22 @@ def _state_statement(kind: str, capped: bool, with_gold: bool):
     m = Assignment.__table__.alias("m")
     regular = m.c.gold_id.is_(None)
     worker_of_token = select(ws.c.worker_id).where(ws.c.token_hash == _H).scalar_subquery()
+    session_of_token = select(ws.c.id).where(ws.c.token_hash == _H).scalar_subquery()
     mine = (
         select(
             _count(and_(m.c.status == ANSWERED_, regular)).label("ra"),
             _count(and_(m.c.status == LEASED_, regular)).label("rl"),
             _count(and_(m.c.status == ANSWERED_, m.c.gold_id.is_not(None))).label("ga"),
             _count(and_(m.c.status == LEASED_, m.c.gold_id.is_not(None))).label("gl"),
+            _count(and_(m.c.status == LEASED_, m.c.session_id == session_of_token)).label("sl"),
         )
         .where(m.c.study_id == _SID, m.c.worker_id == worker_of_token)
         .subquery("mine")
     )
     lm = Assignment.__table__.alias("lm")
     held = (select(lm.c.id, lm.c.lease_expires)
-            .where(lm.c.study_id == _SID, lm.c.worker_id == ws.c.worker_id, lm.c.status == LEASED_)
+            .where(lm.c.study_id == _SID, lm.c.worker_id == ws.c.worker_id, lm.c.session_id == ws.c.id,
+                   lm.c.status == LEASED_)
             .order_by(lm.c.lease_expires.desc(), lm.c.id.desc()).limit(const(1)))
     lease_id = held.with_only_columns(lm.c.id).scalar_subquery()
     lease_expires = held.with_only_columns(lm.c.lease_expires).scalar_subquery()
@@ -213,7 +218,7 @@ def _state_statement(kind: str, capped: bool, with_gold: bool):
                ws.c.study_id, s.c.name.label("study_name"), s.c.status.label("study_status"),
                s.c.created_at.label("study_created_at"), mine.c.ra, mine.c.rl, mine.c.ga, mine.c.gl,
                lease_id.label("lease_id"), lease_expires.label("lease_expires"), below.label("below"),
-               mine_below.label("mine_below"), n_gold.label("n_gold"))
+               mine_below.label("mine_below"), n_gold.label("n_gold"), mine.c.sl)
         .select_from(ws.join(w, w.c.id == ws.c.worker_id).join(s, s.c.id == ws.c.study_id).join(mine, true()))
         .where(ws.c.token_hash == _H)
     )
@@ -233,7 +238,7 @@ def read_state(conn: Connection, meta: StudyMeta, token_hash: str) -> WorkerStat
 
 
 #: Columns of `_state_statement` (the first ones of `_serve_statement`).
-N_STATE_COLUMNS = 16
+N_STATE_COLUMNS = 17
 
 
 def state_from_row(row) -> WorkerState | None:
@@ -245,7 +250,7 @@ def state_from_row(row) -> WorkerState | None:
         study_status=row[5], study_created_at=row[6],
         counts=WorkerCounts(int(row[7]), int(row[8]), int(row[9]), int(row[10])),
         lease_id=row[11], lease_expires=row[12], below=int(row[13] or 0),
-        mine_below=int(row[14] or 0), n_gold=int(row[15] or 0),
+        mine_below=int(row[14] or 0), n_gold=int(row[15] or 0), session_leased=int(row[16] or 0),
     )
 
 
@@ -404,13 +409,13 @@ def _fast_claim_statement(kind: str, lateral: bool) -> FastStatement:
 
 @lru_cache(maxsize=None)
 def _claim_statement(kind: str, lateral: bool = False):
-    """The claiming UPDATE (module doc). Parameters :sid, :q, :wpk, :now, :exp."""
-    return _claim_for(kind, lateral, _WPK)
+    """The claiming UPDATE (module doc). Parameters :sid, :q, :wpk, :sess, :now, :exp."""
+    return _claim_for(kind, lateral, _WPK, _SESS)
 
 
-def _claim_for(kind: str, lateral: bool, wpk, guard=None):
-    """`_claim_statement` for the worker given by SQL expression `wpk`, leasing only where SQL condition
-    `guard` (if given) holds."""
+def _claim_for(kind: str, lateral: bool, wpk, sess, guard=None):
+    """`_claim_statement` for the worker and session given by SQL expressions `wpk` and `sess`, leasing only
+    where SQL condition `guard` (if given) holds."""
     table = Assignment.__table__
     w = _window_for(kind, WINDOW, lateral, wpk).subquery("w")
     c = table.alias("c")
@@ -420,7 +425,7 @@ def _claim_for(kind: str, lateral: bool, wpk, guard=None):
             .scalar_subquery())
     conditions = [table.c.id == pick, _free(table)] + ([guard] if guard is not None else [])
     return (update(table).where(*conditions)
-            .values(status=LEASED_, worker_id=wpk, leased_at=_NOW, lease_expires=_EXP)
+            .values(status=LEASED_, worker_id=wpk, session_id=sess, leased_at=_NOW, lease_expires=_EXP)
             .returning(*_returning(table, kind)))
 
 
@@ -429,7 +434,7 @@ def serve_statement(kind: str, capped: bool, with_gold: bool, answered=None):
 
     SELECT the worker's state (`_state_statement`, as CTE `st`) and, in a data-modifying CTE, lease the
     best free slot when the state says a plain claim is what `serve_next` would do: the token's study is
-    `meta`'s (:sid, created at :created), it is open, the worker holds no lease, is below the cap (:cap)
+    `meta`'s (:sid, created at :created), it is open, this session holds no lease, the worker is below the cap (:cap)
     and no attention check is due (every :gold_every-th unit while unseen checks remain). Otherwise nothing
     is leased and the caller goes on from the state the long way. Always one row: the state columns
     (NULL for an unknown token), then `answered`'s id and gold_id if given, then `_returning`'s columns
@@ -441,8 +446,9 @@ def serve_statement(kind: str, capped: bool, with_gold: bool, answered=None):
     :cap], [:gold_every]."""
     st = _state_statement(kind, capped, with_gold).cte("st")
     wpk = select(st.c.worker_pk).scalar_subquery()
+    sess = select(st.c.session_id).scalar_subquery()
     cond = [st.c.study_id == _SID, st.c.study_status == const(OPEN), st.c.study_created_at == _CREATED,
-            st.c.rl + st.c.gl == const(0 if answered is None else 1)]
+            st.c.sl == const(0 if answered is None else 1)]
     if capped:
         cond.append(st.c.ra + st.c.rl < bindparam("cap", type_=Integer))
     if with_gold:
@@ -452,7 +458,7 @@ def serve_statement(kind: str, capped: bool, with_gold: bool, answered=None):
     guard = select(st.c.session_id).where(*cond).exists()
     if answered is not None:
         guard = and_(guard, select(answered.c.id).exists())
-    claimed = _claim_for(kind, True, wpk, guard).cte("claimed")
+    claimed = _claim_for(kind, True, wpk, sess, guard).cte("claimed")
     one = select(const(1).label("one")).subquery("one")
     joined = one.outerjoin(st, true())
     columns = list(st.c)
@@ -495,34 +501,38 @@ def claimed_in(row, offset: int, kind: str) -> Claimed | None:
     return _claimed(row[offset:], kind, new_regular=True)
 
 
-def claim(conn: Connection, meta: StudyMeta, worker_pk: int, now: datetime, lease_seconds: float) -> Claimed | None:
+def claim(conn: Connection, meta: StudyMeta, worker_pk: int, session_id: int, now: datetime,
+          lease_seconds: float) -> Claimed | None:
     """Lease the best free slot to the worker in ONE statement (module doc); None if none could be taken
     right now (nothing left, or every candidate was being claimed by someone else: see `has_free_unit`).
     IntegrityError when the worker raced itself for a unit."""
     params = _window_params(meta.id, meta.quota, worker_pk, now)
     params["exp"] = now + timedelta(seconds=lease_seconds)
+    params["sess"] = session_id
     row = _fast_claim_statement(meta.kind, _lateral(conn)).first(conn, params)
     return _claimed(row, meta.kind, new_regular=True) if row is not None else None
 
 
 @lru_cache(maxsize=None)
 def _gold_statement(kind: str):
-    """INSERT ... SELECT of a new slot for an unseen attention check. Parameters :sid, :wpk, :now, :exp."""
+    """INSERT ... SELECT of a new slot for an unseen attention check. Parameters :sid, :wpk, :sess, :now, :exp."""
     G = GoldItem.__table__
     table = Assignment.__table__
     g2 = table.alias("g2")
     unseen = ~select(g2.c.id).where(g2.c.gold_id == G.c.id, g2.c.worker_id == _WPK).exists()
     source = (select(_SID, const("g") + cast(G.c.id, String), _WPK, G.c.id, G.c.left_task_id, G.c.right_task_id,
-                     _WPK, LEASED_, _NOW, _EXP)
+                     _WPK, _SESS, LEASED_, _NOW, _EXP)
               .where(G.c.study_id == _SID, unseen).order_by(func.random()).limit(const(1)))
     return (insert(table).from_select(["study_id", "unit_key", "slot", "gold_id", "left_task_id", "right_task_id",
-                                       "worker_id", "status", "leased_at", "lease_expires"], source)
+                                       "worker_id", "session_id", "status", "leased_at", "lease_expires"], source)
             .returning(*_returning(table, kind, texts=False)))
 
 
-def take_gold(conn: Connection, meta: StudyMeta, worker_pk: int, now: datetime, lease_seconds: float) -> Claimed | None:
+def take_gold(conn: Connection, meta: StudyMeta, worker_pk: int, session_id: int, now: datetime,
+              lease_seconds: float) -> Claimed | None:
     """Lease an attention check the worker has not seen (a new slot, one statement); None if none is left."""
-    params = {"sid": meta.id, "wpk": worker_pk, "now": now, "exp": now + timedelta(seconds=lease_seconds)}
+    params = {"sid": meta.id, "wpk": worker_pk, "sess": session_id, "now": now,
+              "exp": now + timedelta(seconds=lease_seconds)}
     try:
         row = conn.execute(_gold_statement(meta.kind), params).first()
     except IntegrityError:  # the same check leased to this worker by a concurrent request of theirs
@@ -537,23 +547,25 @@ def take_gold(conn: Connection, meta: StudyMeta, worker_pk: int, now: datetime, 
 
 @lru_cache(maxsize=None)
 def _held_statements(kind: str) -> tuple[FastStatement, FastStatement]:
-    """(SELECT a held slot by :lid, UPDATE renewing it for :wpk until :exp) with the RETURNING columns."""
+    """(SELECT a held slot by :lid, UPDATE renewing it for :wpk's session :sess until :exp) with the RETURNING
+    columns."""
     table = Assignment.__table__
     lid = bindparam("lid")
     read = select(*_returning(table, kind)).where(table.c.id == lid)
-    renew = (update(table).where(table.c.id == lid, table.c.worker_id == _WPK, table.c.status == LEASED_)
+    renew = (update(table).where(table.c.id == lid, table.c.worker_id == _WPK, table.c.session_id == _SESS,
+                                 table.c.status == LEASED_)
              .values(leased_at=_NOW, lease_expires=_EXP).returning(*_returning(table, kind)))
     return FastStatement(read), FastStatement(renew)
 
 
-def held_lease(conn: Connection, meta: StudyMeta, worker_pk: int, lease_id: int, expires: datetime, now: datetime,
-               lease_seconds: float) -> Claimed | None:
-    """Return the worker's current lease `lease_id` (renewed if it expired and nobody took it), or None."""
+def held_lease(conn: Connection, meta: StudyMeta, worker_pk: int, session_id: int, lease_id: int, expires: datetime,
+               now: datetime, lease_seconds: float) -> Claimed | None:
+    """Return the session's current lease `lease_id` (renewed if it expired and nobody took it), or None."""
     read, renew = _held_statements(meta.kind)
     if expires is not None and expires >= now:
         row = read.first(conn, {"lid": lease_id})
     else:
-        row = renew.first(conn, {"lid": lease_id, "wpk": worker_pk, "now": now,
+        row = renew.first(conn, {"lid": lease_id, "wpk": worker_pk, "sess": session_id, "now": now,
                                  "exp": now + timedelta(seconds=lease_seconds)})
     return _claimed(row, meta.kind) if row is not None else None
 
@@ -598,7 +610,8 @@ def serve_from_state(conn: Connection, meta: StudyMeta, token_hash: str, state: 
     if not _same_instant(state.study_created_at, meta.created_at):
         return NextResult(state, None, stale=True)
     if state.study_status == OPEN and state.lease_id is not None:
-        held = held_lease(conn, meta, state.worker_pk, state.lease_id, state.lease_expires, now, lease_seconds)
+        held = held_lease(conn, meta, state.worker_pk, state.session_id, state.lease_id, state.lease_expires, now,
+                          lease_seconds)
         if held is not None:
             return NextResult(state, held)
         # the lease had expired and someone else took the slot: the counts changed, read them again
@@ -619,9 +632,9 @@ def _same_instant(a: datetime | None, b: datetime | None) -> bool:
 def _next_slot(conn: Connection, meta: StudyMeta, state: WorkerState, now: datetime, lease_seconds: float) -> Claimed | None:
     if state.study_status != OPEN:
         return None
-    wpk = state.worker_pk
+    wpk, sess = state.worker_pk, state.session_id
     if state.lease_id is not None:
-        held = held_lease(conn, meta, wpk, state.lease_id, state.lease_expires, now, lease_seconds)
+        held = held_lease(conn, meta, wpk, sess, state.lease_id, state.lease_expires, now, lease_seconds)
         if held is not None:
             return held
     counts = state.counts
@@ -630,16 +643,16 @@ def _next_slot(conn: Connection, meta: StudyMeta, state: WorkerState, now: datet
     if meta.gold_every and (counts.taken + 1) % meta.gold_every == 0 and counts.gold_answered + counts.gold_leased < state.n_gold:
         if not has_free_unit(conn, meta.kind, meta.id, meta.quota, wpk, now):
             return None  # attention checks only come between real units
-        gold = take_gold(conn, meta, wpk, now, lease_seconds)
+        gold = take_gold(conn, meta, wpk, sess, now, lease_seconds)
         if gold is not None:
             return gold
     if meta.kind != LABELING and meta.scheduler == ACTIVE:
-        return _claim_active(conn, meta, wpk, now, lease_seconds)
+        return _claim_active(conn, meta, wpk, sess, now, lease_seconds)
     for _ in range(ROUNDS):
         try:
-            got = claim(conn, meta, wpk, now, lease_seconds)
+            got = claim(conn, meta, wpk, sess, now, lease_seconds)
         except IntegrityError:  # a concurrent request of the same worker took a slot of that unit: hand it back
-            return _own_lease(conn, meta, wpk, now, lease_seconds)
+            return _own_lease(conn, meta, wpk, sess, now, lease_seconds)
         if got is not None:
             return got
         if not has_free_unit(conn, meta.kind, meta.id, meta.quota, wpk, now):
@@ -647,16 +660,18 @@ def _next_slot(conn: Connection, meta: StudyMeta, state: WorkerState, now: datet
     return None
 
 
-def _own_lease(conn: Connection, meta: StudyMeta, worker_pk: int, now: datetime, lease_seconds: float) -> Claimed | None:
+def _own_lease(conn: Connection, meta: StudyMeta, worker_pk: int, session_id: int, now: datetime,
+               lease_seconds: float) -> Claimed | None:
     row = conn.execute(select(A.id, A.lease_expires).where(A.study_id == meta.id, A.worker_id == worker_pk,
-                                                          A.status == SLOT_LEASED)
+                                                          A.session_id == session_id, A.status == SLOT_LEASED)
                        .order_by(A.lease_expires.desc(), A.id.desc()).limit(1)).first()  # rare: a worker racing itself
     if row is None:
         return None
-    return held_lease(conn, meta, worker_pk, row.id, row.lease_expires, now, lease_seconds)
+    return held_lease(conn, meta, worker_pk, session_id, row.id, row.lease_expires, now, lease_seconds)
 
 
-def _claim_active(conn: Connection, meta: StudyMeta, worker_pk: int, now: datetime, lease_seconds: float) -> Claimed | None:
+def _claim_active(conn: Connection, meta: StudyMeta, worker_pk: int, session_id: int, now: datetime,
+                  lease_seconds: float) -> Claimed | None:
     """The `active` scheduler: order the free pairs with the analysis package, lease the first that is free."""
     from analysis.pair_selection import suggest_pairs
     from subjlab.records import Judgment as JudgmentRecord
@@ -691,11 +706,11 @@ def _claim_active(conn: Connection, meta: StudyMeta, worker_pk: int, now: dateti
         try:
             row = conn.execute(
                 update(table).where(table.c.id == slot_id, free_clause(now))
-                .values(status=SLOT_LEASED, worker_id=worker_pk, leased_at=now,
+                .values(status=SLOT_LEASED, worker_id=worker_pk, session_id=session_id, leased_at=now,
                         lease_expires=now + timedelta(seconds=lease_seconds))
                 .returning(*_returning(table, meta.kind))).first()
         except IntegrityError:
-            return _own_lease(conn, meta, worker_pk, now, lease_seconds)
+            return _own_lease(conn, meta, worker_pk, session_id, now, lease_seconds)
         if row is not None:
             return _claimed(row, meta.kind, new_regular=True)
     return None

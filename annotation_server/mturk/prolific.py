@@ -27,11 +27,13 @@ from annotation_server import validation as v
 from annotation_server.clock import utcnow
 from annotation_server.db import session_scope
 from annotation_server.errors import ApiError
+from annotation_server.security import no_store
 from annotation_server.models import Worker
 from annotation_server.mturk import web
 from annotation_server.mturk.models import ProlificSession, ProlificStudy
 
 bp = Blueprint("prolific", __name__, template_folder="templates")
+bp.after_request(no_store)  # the unit page carries a worker token
 
 
 def configure(db: Session, study_name: str, completion_url: str, now: datetime | None = None) -> ProlificStudy:

@@ -77,7 +77,7 @@ def test_an_accepted_assignment_binds_the_worker_and_shows_the_core_unit_page(mt
     assert other.status_code == 409 and "another worker" in other.get_data(as_text=True)
 
 
-def test_a_returning_worker_resumes_the_same_unit_even_in_a_fresh_browser(mturk_app, study):
+def test_a_returning_worker_in_a_fresh_browser_gets_new_work_and_the_same_browser_resumes(mturk_app, study):
     first = mturk_app.test_client()
     token = page_token(first.get(entry_url("spam", "3ASSIGNMENT000000000000000002")).get_data(as_text=True))
     held = first.get("/api/v1/studies/spam/next", headers={"Authorization": f"Bearer {token}"}).json["assignment"]
@@ -85,7 +85,8 @@ def test_a_returning_worker_resumes_the_same_unit_even_in_a_fresh_browser(mturk_
     page = again.get(entry_url("spam", "3ASSIGNMENT000000000000000002")).get_data(as_text=True)
     token2 = page_token(page)
     assert token2 != token
-    assert again.get("/api/v1/studies/spam/next", headers={"Authorization": f"Bearer {token2}"}).json["assignment"] == held
+    # a lease belongs to the session that received it: the new session gets another unit
+    assert again.get("/api/v1/studies/spam/next", headers={"Authorization": f"Bearer {token2}"}).json["assignment"] != held
     same_browser = first.get(entry_url("spam", "3ASSIGNMENT000000000000000002")).get_data(as_text=True)
     assert page_token(same_browser) == token  # the cookie's token is reused
 

@@ -119,9 +119,9 @@ def test_labeling_attention_checks_are_scored_by_the_single_statement_answer(db_
     while (r := api.next("g", token)).status == 200:
         seen.append(r.json["item"])
         assert api.answer(r.json["assignment"], token, label="spam").status == 201
-    ids = [x["id"] for x in seen]
-    assert len(ids) == 5 and {ids[1], ids[3]} == {"g1", "g2"}  # every 2nd unit is a check, each once
-    assert {x["text"] for x in seen if x["id"] == "g2"} == {"see you at dinner mum"}
+    texts = [x["text"] for x in seen]
+    # every 2nd unit is a check, each once
+    assert len(texts) == 5 and {texts[1], texts[3]} == {"WIN a FREE prize, text now", "see you at dinner mum"}
     with session_scope(get_state(db_app).engine) as db:
         scored = dict(db.execute(select(GoldItem.key, GoldAnswer.correct).join(GoldItem, GoldItem.id == GoldAnswer.gold_id)).all())
         counters = sorted(db.scalars(select(Item.n_answers)))

@@ -75,7 +75,7 @@ def test_labeling_gives_each_item_to_k_distinct_workers_fewest_labels_first(db_a
             if r.status == 204:
                 done.add(i)
                 continue
-            order.append(r.json["item"]["id"])
+            order.append(r.json["item"]["text"])
             assert api.answer(r.json["assignment"], t, label="ham").status == 201
     labels = [json.loads(x) for x in api.admin_get("/studies/lab/export?what=labels").text.splitlines()]
     per_item = Counter(lab["item"] for lab in labels)
@@ -102,8 +102,9 @@ def test_gold_checks_are_interleaved_and_scored_but_not_exported(api):
                         {"id": "g2", "text": "see you at dinner mum", "answer": "ham"}])
     token = api.session("gold", "w1")
     got = _work_until_done(api, "gold", token, lambda a: {"label": "spam"})
-    ids = [a["item"]["id"] for a in got]
-    assert len(ids) == 7 and {ids[2], ids[5]} == {"g1", "g2"}  # every 3rd unit is a check, each check once
+    texts = [a["item"]["text"] for a in got]
+    # every 3rd unit is a check, each check once
+    assert len(texts) == 7 and {texts[2], texts[5]} == {"WIN a FREE prize, text now", "see you at dinner mum"}
     workers = api.admin_get("/studies/gold/workers").json["workers"]
     assert workers[0]["gold_answered"] == 2 and workers[0]["gold_correct"] == 1 and workers[0]["gold_accuracy"] == 0.5
     exported = [json.loads(x)["item"] for x in api.admin_get("/studies/gold/export?what=labels").text.splitlines()]
