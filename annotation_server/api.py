@@ -308,12 +308,22 @@ def worker_table(name: str) -> Response:
         return jsonify(reports.workers(db, name))
 
 
+@bp.get("/studies/<name>/sessions")
+def unconfirmed_sessions(name: str) -> Response:
+    require_admin()
+    with session_scope() as db:
+        return jsonify(reports.unconfirmed_sessions(db, name))
+
+
 @bp.get("/studies/<name>/export")
 def export_answers(name: str) -> Response:
     require_admin()
     what = request.args.get("what", "")
+    include = request.args.get("include_unconfirmed", "0")
+    if include not in ("0", "1", "false", "true"):
+        raise ApiError(400, "include_unconfirmed must be 1 (also the answers of unconfirmed sessions) or 0", "include_unconfirmed")
     with session_scope() as db:
-        body = export.export_jsonl(db, name, what)
+        body = export.export_jsonl(db, name, what, include_unconfirmed=include in ("1", "true"))
     resp = Response(body, mimetype="application/x-ndjson")
     resp.headers["Content-Disposition"] = f'attachment; filename="{name}-{what}.jsonl"'
     return resp

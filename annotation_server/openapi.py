@@ -200,6 +200,12 @@ _SCHEMAS: dict[str, Any] = {
         "study": {"type": "string"}, "n_items": {"type": "integer"}, "n_labels": {"type": "integer"},
         "mean_agreement": {"type": ["number", "null"]}, "fleiss_kappa": {"type": ["number", "null"]},
         "krippendorff_alpha": {"type": ["number", "null"]}, "histogram": {"type": "array"}, "items": {"type": "array"}}},
+    "UnconfirmedSessions": {"type": "object", "required": ["study", "unconfirmed"], "properties": {
+        "study": {"type": "string"}, "unconfirmed": {"type": "array", "items": {
+            "type": "object", "required": ["session", "worker_id", "entry", "reason", "answers"], "properties": {
+                "session": {"type": "integer"}, "worker_id": {"type": "string"}, "entry": {"type": "string"},
+                "entry_ref": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]},
+                "checked_at": {"type": ["string", "null"]}, "answers": {"type": "integer"}}}}}},
     "Workers": {"type": "object", "required": ["study", "workers"], "properties": {
         "study": {"type": "string"}, "workers": {"type": "array", "items": {"type": "object"}}}},
 }
@@ -233,7 +239,11 @@ def openapi_document() -> dict[str, Any]:
         "/studies/{name}/close": {"post": {"summary": "Close a study", "operationId": "closeStudy", "security": _ADMIN,
                                            "parameters": [_NAME],
                                            "responses": {"200": _json(_ref("StudySummary"), "Closed"), **_errors(401, 403, 404)}}},
-        "/studies/{name}/sessions": {"post": {
+        "/studies/{name}/sessions": {"get": {
+            "summary": "Sessions a crowd platform did not confirm (subjlab mturk review), with the reason",
+            "operationId": "unconfirmedSessions", "security": _ADMIN, "parameters": [_NAME],
+            "responses": {"200": _json(_ref("UnconfirmedSessions"), "Unconfirmed sessions"), **_errors(401, 403, 404)}},
+            "post": {
             "summary": "Start a worker session; returns the worker's bearer token", "operationId": "startSession",
             "security": [], "parameters": [_NAME],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("SessionCreate")}}},
@@ -274,7 +284,10 @@ def openapi_document() -> dict[str, Any]:
         "/studies/{name}/export": {"get": {
             "summary": "Export judgments or labels as JSON Lines", "operationId": "exportAnswers", "security": _ADMIN,
             "parameters": [_NAME, {"name": "what", "in": "query", "required": True,
-                                   "schema": {"type": "string", "enum": ["judgments", "labels"]}}],
+                                   "schema": {"type": "string", "enum": ["judgments", "labels"]}},
+                           {"name": "include_unconfirmed", "in": "query", "required": False,
+                            "description": "1: also the answers of sessions a crowd platform did not confirm",
+                            "schema": {"type": "string", "enum": ["0", "1", "false", "true"]}}],
             "responses": {"200": {"description": "One record a line (subjlab.records shapes)",
                                   "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
                           **_errors(400, 401, 403, 404)}}},

@@ -114,18 +114,19 @@ class GoldResult:
 
 
 def gold_results(db: Session, study_name: str) -> list[GoldResult]:
-    """Return every answer to the study's gold items (attention checks), oldest first."""
+    """Return every answer to the study's gold items (attention checks), oldest first (not those of sessions
+    a crowd platform did not confirm)."""
+    from annotation_server.export import confirmed_only
     from annotation_server.models import GoldAnswer, GoldItem, Worker
     from annotation_server.studies import get_study
 
     study = get_study(db, study_name)
-    rows = db.execute(
+    rows = db.execute(confirmed_only(
         select(Worker.external_id, GoldItem.key, GoldAnswer.correct)
         .join(GoldItem, GoldItem.id == GoldAnswer.gold_id)
         .join(Worker, Worker.id == GoldAnswer.worker_id)
         .where(GoldAnswer.study_id == study.id)
-        .order_by(GoldAnswer.id)
-    ).all()
+        .order_by(GoldAnswer.id), GoldAnswer)).all()
     return [GoldResult(w, k, bool(c)) for w, k, c in rows]
 
 

@@ -299,8 +299,11 @@ def study_progress(name: str, db_url: str | None, fmt: str) -> None:
 @click.option("--what", type=click.Choice(["auto", "judgments", "labels"]), default="auto", show_default=True,
               help="judgments (pairwise) or labels (labeling); auto picks by the study kind.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write JSONL here (atomic) instead of stdout.")
+@click.option("--include-unconfirmed", is_flag=True,
+              help="Also the answers of sessions a crowd platform did not confirm (`subjlab mturk review` "
+                   "lists them with the reason); left out by default.")
 @DB_OPTION
-def study_export(name: str, what: str, output: str | None, db_url: str | None) -> None:
+def study_export(name: str, what: str, output: str | None, include_unconfirmed: bool, db_url: str | None) -> None:
     """Export the answers of study NAME as JSON Lines (DESIGN.md record shapes).
 
     Example: subjlab study export objectivity -o judgments.jsonl && subjlab rank judgments.jsonl
@@ -314,7 +317,7 @@ def study_export(name: str, what: str, output: str | None, db_url: str | None) -
     with _session(db_url) as db:
         if what == "auto":
             what = "labels" if studies.get_study(db, name).kind == "labeling" else "judgments"
-        records = export_records(db, name, what)
+        records = export_records(db, name, what, include_unconfirmed)
     if output:
         n = write_records(Path(output), records)
         click.echo(f"wrote {n} {what} to {output}", err=True)
