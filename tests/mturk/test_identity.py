@@ -83,6 +83,11 @@ def test_review_confirms_the_sessions_mturk_knows_and_leaves_the_others_out_by_d
     listed = api.admin_get("/studies/spam/sessions").json["unconfirmed"]
     assert sorted((x["entry_ref"] or "-", x["answers"]) for x in listed) == sorted(
         [(f"{HIT}/{A_FAKE}", 2), (f"{HIT}/{A_OTHER}", 1), ("-", 1)])
+    from annotation_server.quality import load_study_data
+
+    records, report = load_study_data(get_state(app).settings.database_url, "spam", exclude_flagged=False)
+    assert len(records) == len(real) and (report.unconfirmed_records, report.unconfirmed_sessions) == (4, 3)
+    assert report.lines()[0].startswith("left out 4 labels of 3 session(s) the crowd platform did not confirm")
     page = _admin_page(app, "spam")
     assert 'id="unconfirmed"' in page and A_FAKE in page and "was taken by another worker" in page
 
