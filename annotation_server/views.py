@@ -30,7 +30,8 @@ def assignment_json(conn: Connection, cache: MetadataCache, meta: StudyMeta, cla
                            "lease_expires": iso(claimed.lease_expires)}
     if meta.labeling:
         out.update({
-            "item": {"text": claimed.item_text},
+            "item": {"text": claimed.item_text if claimed.item_text is not None
+                     else cache.gold_text(conn, meta.id, claimed.gold_id)},
             "labels": list(meta.labels),
             "label_descriptions": dict(meta.label_descriptions or {}),
             "task": dict(meta.task or {}),
