@@ -362,7 +362,19 @@ def add_gold(db: Session, study: Study, entries: Sequence[Any], now: datetime | 
 
 def add_units_from_json(db: Session, name: str, body: Any, data_dir: str | Path | None = None,
                         now: datetime | None = None) -> dict[str, Any]:
-    """Validate a `POST /studies/{name}/items` body and add its tasks/examples/gold; return the reply JSON."""
+    """Validate a `POST /studies/{name}/items` body and add its tasks/examples/gold; return the reply JSON.
+
+    409 when a concurrent request added the same task, item id or check a moment before (the database's
+    UNIQUE constraints decide; nothing of this request is kept)."""
+    try:
+        return _add_units_from_json(db, name, body, data_dir, now)
+    except IntegrityError:
+        raise ApiError(409, "a task, item or check of this request was added by another request at the same "
+                            "moment; nothing of this request was added", "body") from None
+
+
+def _add_units_from_json(db: Session, name: str, body: Any, data_dir: str | Path | None,
+                         now: datetime | None) -> dict[str, Any]:
     study = get_study(db, name)
     body = v.obj(body)
     v.no_unknown_keys(body, {"tasks", "examples", "gold"})
