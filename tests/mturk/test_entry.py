@@ -146,3 +146,15 @@ def test_the_preview_of_a_pairwise_study_shows_two_task_cards(make_app):
     assert titles == [str(escape(REGISTRY["sms_spam"].title)), str(escape(REGISTRY["humor"].title))]
     assert page.count('class="choose" disabled') == 2 and "subjlab-worker-token" not in page
     assert page.split('id="sample-unit"')[1].count("<li>") == 4  # example texts from the real data, 2 per task
+
+
+def test_mturk_pages_with_a_worker_token_or_completion_code_are_never_stored_by_caches(mturk_app, study, work_through):
+    client = mturk_app.test_client()
+    preview = client.get(f"/mturk/spam?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId={HIT}")
+    page = client.get(entry_url("spam", "3ASSIGNMENT000000000000000009"))
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    assert preview.headers["Cache-Control"] == "no-store"
+    text = page.get_data(as_text=True)
+    work_through(client, study, "AWORKER0000001", token=page_token(text))
+    submit = client.get(done_link(text))
+    assert "completion" in submit.get_data(as_text=True).lower() and submit.headers["Cache-Control"] == "no-store"
