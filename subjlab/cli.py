@@ -83,7 +83,8 @@ def cli() -> None:
     and measure agreement (rank, agreement), generate synthetic data (generate), train classifiers
     (train), evaluate by subjectivity and diversity (evaluate, diversity), or run it all (run, demo).
 
-    Data: --data DIR on data commands, else $SUBJLAB_DATA, else ../shared/datasets.
+    Data: --data DIR on data commands, else $SUBJLAB_DATA, else the slices bundled with subjlab
+    (subjlab data list shows them; subjlab data fetch TASK --out DIR gets a task's full data).
     """
 
 

@@ -12,7 +12,7 @@ DATA_OPTION = click.option(
     type=click.Path(file_okay=False),
     default=None,
     help="Data directory holding <task>/train.jsonl and <task>/test.jsonl "
-    "[default: $SUBJLAB_DATA, else ../shared/datasets].",
+    "[default: $SUBJLAB_DATA, else the slices bundled with subjlab].",
 )
 
 
@@ -31,7 +31,7 @@ def data_list(data_dir: str | None, task_names: tuple[str, ...], tasks_file: str
 
     Example: subjlab data list --task sms_spam --task humor
     """
-    from subjlab.data import SPLITS, count_split, resolve_data_dir
+    from subjlab.data import SPLITS, count_split, data_source, resolve_data_dir
     from subjlab.tasks import REGISTRY, get_task, load_task_file
 
     root = resolve_data_dir(data_dir)
@@ -56,7 +56,7 @@ def data_list(data_dir: str | None, task_names: tuple[str, ...], tasks_file: str
         for lab in e["labels"]:
             rows.append([e["task"], lab] + [e[s]["per_label"][lab] if e[s] else "missing" for s in SPLITS])
         rows.append([e["task"], "(total)"] + [e[s]["total"] if e[s] else "missing" for s in SPLITS])
-    emit_table(f"Tasks in {root}", ["task", "label", *SPLITS], rows)
+    emit_table(f"Tasks in {data_source(data_dir)}", ["task", "label", *SPLITS], rows)
 
 
 @click.command()
@@ -65,11 +65,12 @@ def data_list(data_dir: str | None, task_names: tuple[str, ...], tasks_file: str
 def tasks(task: str | None, fmt: str) -> None:
     """List the registry's tasks, or show one task (registry key or .toml/.yaml file) in full.
 
-    A task file is validated on the way: a bad file gets an error naming the file and field.
+    The registry holds the paper's ten tasks and extra ones that are not the paper's (the "set" column
+    says which). A task file is validated on the way: a bad file gets an error naming the file and field.
 
     Example: subjlab tasks my_task.toml --format json
     """
-    from subjlab.tasks import REGISTRY, get_task
+    from subjlab.tasks import PAPER_TASKS, REGISTRY, get_task
 
     if task:
         spec = get_task(task)
@@ -82,4 +83,6 @@ def tasks(task: str | None, fmt: str) -> None:
     if fmt == "json":
         emit_json([s.to_dict() for s in REGISTRY.values()])
         return
-    emit_table("Task registry", ["task", "title", "labels"], [[s.name, s.title, ", ".join(s.labels)] for s in REGISTRY.values()])
+    emit_table("Task registry", ["task", "title", "labels", "set"],
+               [[s.name, s.title, ", ".join(s.labels), "paper" if s.name in PAPER_TASKS else "extra (not one of the paper's ten)"]
+                for s in REGISTRY.values()])

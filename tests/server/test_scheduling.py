@@ -12,7 +12,7 @@ import pytest
 from subjlab.data import load_split
 from subjlab.tasks import REGISTRY
 
-TASKS = ["sms_spam", "humor", "tweet_irony", "sarcasm_news"]
+TASKS = ["sms_spam", "humor", "tweet_sarcasm", "reddit_emotion"]
 
 
 def _work_until_done(api, study, token, choose):
@@ -58,10 +58,10 @@ def test_pairs_with_fewest_judgments_are_served_first(api):
     assert len(set(first)) == 3  # three workers' first units went to three different pairs
 
 
-def test_labeling_gives_each_item_to_k_distinct_workers_fewest_labels_first(db_app, api_client, shared_data):
+def test_labeling_gives_each_item_to_k_distinct_workers_fewest_labels_first(db_app, api_client, task_data):
     api = api_client(db_app)
     api.create_study(name="lab", kind="labeling", task="sms_spam", labels_per_item=2)
-    rows = load_split(REGISTRY["sms_spam"], "test", shared_data, limit_per_label=2)
+    rows = load_split(REGISTRY["sms_spam"], "test", task_data, limit_per_label=2)
     api.add_items("lab", examples=[{"id": ex.id, "text": ex.text} for ex in rows])
     tokens = [api.session("lab", f"w{i}") for i in range(3)]
     # round-robin so that all three workers compete for the four items
