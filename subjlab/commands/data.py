@@ -92,14 +92,19 @@ def data_fetch(tasks: tuple[str, ...], all_tasks: bool, out_dir: str, source_dir
     as the bundled data: dedup, train/test split where the source has none, seeded choices) and
     provenance.json (URLs, commits, sha256 of every file, licence text, split rule, counts). A task
     already fetched with the same settings is skipped. Nothing half-written is left by a failure.
+    About 150 MB are downloaded for --all (IMDB's archive is 84 MB); docs/data.md lists every file.
 
-    Examples: subjlab data fetch --all --out data/ ;
-    subjlab data fetch sms_spam humor --out data/ --source-dir saved/ (offline, from saved copies)
+    \b
+    Examples:
+      subjlab data fetch --all --out data/
+      subjlab data fetch sms_spam humor --out data/ --source-dir saved/   # offline, from saved copies
+      subjlab data fetch imdb --out data/ --max-train-per-label 1000 --max-test-per-label 500
     """
     from pathlib import Path
 
     from subjlab.sources.draw import DrawSettings
     from subjlab.sources.fetch import FetchError, FetchOptions, fetch_task
+    from subjlab.sources.parsers import SourceFormatError
     from subjlab.sources.registry import DEFAULT_SEED, SOURCES
 
     if all_tasks == bool(tasks):
@@ -121,7 +126,7 @@ def data_fetch(tasks: tuple[str, ...], all_tasks: bool, out_dir: str, source_dir
     for task in (list(SOURCES) if all_tasks else dict.fromkeys(tasks)):
         try:
             result = fetch_task(task, opts, echo)
-        except FetchError as exc:
+        except (FetchError, SourceFormatError) as exc:
             failed.append(task)
             click.echo(f"error: {task}: {exc}", err=True)
             continue

@@ -14,6 +14,7 @@ and renamed into place whole.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -117,7 +118,7 @@ def download(url: str, dest: Path, *, timeout: float = 60.0, progress: bool = Tr
                     received += len(chunk)
                     bar.update(len(chunk))
             if expected is not None and received != expected:
-                raise FetchError(f"download of {url} stopped after {received} of {expected} bytes")
+                raise ConnectionError(f"the transfer stopped after {received} of {expected} bytes")
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -125,8 +126,10 @@ def download(url: str, dest: Path, *, timeout: float = 60.0, progress: bool = Tr
 
 
 def _download_error(url: str, exc: BaseException, source: TaskSource) -> FetchError:
-    reason = f"HTTP {exc.code} {exc.reason}" if isinstance(exc, urllib.error.HTTPError) else \
-        str(getattr(exc, "reason", exc)) or type(exc).__name__
+    if isinstance(exc, urllib.error.HTTPError):
+        reason = f"HTTP {exc.code} {exc.reason}"
+    else:
+        reason = str(getattr(exc, "reason", exc)) or type(exc).__name__
     names = ", ".join(f"{source.task}/{f.name}" for f in source.files)
     return FetchError(f"download failed: {url}: {reason}. Without network access, save the source files "
                       f"({names}) under one folder SAVED and run again with --source-dir SAVED "
@@ -155,7 +158,7 @@ def obtain(source: TaskSource, opts: FetchOptions, scratch: Path,
         echo(f"{source.task}: downloading {url}")
         try:
             download(url, dest, timeout=opts.timeout, progress=opts.progress, label=f"{source.task}/{sf.name}")
-        except (urllib.error.URLError, OSError) as exc:
+        except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts are OSErrors
             raise _download_error(url, exc, source) from exc
         try:
             files[sf.name] = verify(sf, dest, url)
