@@ -88,8 +88,8 @@ def data_fetch(tasks: tuple[str, ...], all_tasks: bool, out_dir: str, source_dir
     """Download the full data of TASKs from their public sources and write them in subjlab's layout.
 
     Every source file is pinned by repository commit and content hash, checked before use; each task
-    gets <out>/<task>/train.jsonl and test.jsonl (text, label and the task's fields, the same rules
-    as the bundled data: dedup, train/test split where the source has none, seeded choices) and
+    gets <out>/<task>/train.jsonl and test.jsonl (text, label and the task's fields; the rules of the
+    development subsets: dedup, train/test split where the source has none, seeded choices) and
     provenance.json (URLs, commits, sha256 of every file, licence text, split rule, counts). A task
     already fetched with the same settings is skipped. Nothing half-written is left by a failure.
     About 150 MB are downloaded for --all (IMDB's archive is 84 MB); docs/data.md lists every file.
