@@ -57,7 +57,8 @@ class Drawn:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def dedup_rows(rows: list[Row], *, duplicates: bool = True, conflicts: str = "drop") -> tuple[list[Row], dict[str, int]]:
+def dedup_rows(rows: list[Row], *, duplicates: bool = True,
+               conflicts: str = "drop") -> tuple[list[Row], dict[str, int]]:
     """Drop repeats of a text (first kept; if `duplicates`) and every row of a text with two labels.
 
     `conflicts="first"` keeps the first row of a text with two labels instead (iSarcasmEval's rule).
@@ -179,5 +180,6 @@ def draw(source: TaskSource, parsed: Parsed, settings: DrawSettings = DrawSettin
         drawn.alt[stem] = {split: _ordered(task, split, alt_sides[split], alt_labels, settings.seed, stem)
                            for split in SPLITS}
         stats[stem] = {"pool": label_counts(alt_pool), **{split: len(drawn.alt[stem][split]) for split in SPLITS}}
-    stats["counts"] = {split: {"total": len(rows), "per_label": label_counts(rows)} for split, rows in drawn.splits.items()}
+    stats["counts"] = {split: {"total": len(rows), "per_label": label_counts(rows)}
+                       for split, rows in drawn.splits.items()}
     return drawn

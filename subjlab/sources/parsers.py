@@ -224,7 +224,8 @@ def parse_fewrel(files: Files) -> Parsed:
     except json.JSONDecodeError as exc:
         raise SourceFormatError(path, f"line {exc.lineno}", f"not JSON ({exc.msg})") from None
     pool = [r for pid, name in FEWREL_RELATIONS.items() for r in _fewrel_rows(path, data, pid, name)]
-    alt = {f"alt_{pid}_{name.replace(' ', '_')}": _fewrel_rows(path, data, pid, name) for pid, name in FEWREL_ALT.items()}
+    alt = {f"alt_{pid}_{name.replace(' ', '_')}": _fewrel_rows(path, data, pid, name)
+           for pid, name in FEWREL_ALT.items()}
     return Parsed(tuple(FEWREL_RELATIONS.values()), pool=pool, alt=alt,
                   stats={"unique_instances_per_relation": label_counts(pool)})
 
@@ -248,7 +249,8 @@ def parse_tweeteval(files: Files) -> Parsed:
         rows = []
         for i, (text, raw) in enumerate(zip(texts, labels), start=1):
             if raw.strip() not in mapping:
-                raise SourceFormatError(files[f"{split}_labels.txt"], f"line {i}", f"label id {raw!r} not in mapping.txt")
+                raise SourceFormatError(files[f"{split}_labels.txt"], f"line {i}",
+                                        f"label id {raw!r} not in mapping.txt")
             rows.append({"text": text, "label": mapping[raw.strip()], "label_id": int(raw), "source_line": i})
         splits[split] = rows
     return Parsed(tuple(mapping.values()), splits=splits)

