@@ -205,8 +205,12 @@ def _fewrel_rows(path: Path, data: dict, pid: str, name: str) -> list[Row]:
     for i, inst in enumerate(data[pid]):
         try:
             tokens, head, tail = inst["tokens"], inst["h"], inst["t"]
-            row = {"text": " ".join(tokens), "label": name, "wikidata_pid": pid, "head": head[0],
-                   "head_token_idx": list(head[2][0]), "tail": tail[0], "tail_token_idx": list(tail[2][0]),
+            head_idx, tail_idx = list(head[2][0]), list(tail[2][0])
+            # mentions as the tokens they cover (FewRel's own mention strings are lower-cased and
+            # sometimes spaced differently from the tokens, e.g. "ak-sar-ben" for "ak - sar - ben")
+            row = {"text": " ".join(tokens), "label": name, "wikidata_pid": pid,
+                   "head": " ".join(tokens[i] for i in head_idx), "head_token_idx": head_idx,
+                   "tail": " ".join(tokens[i] for i in tail_idx), "tail_token_idx": tail_idx,
                    "head_qid": head[1], "tail_qid": tail[1]}
         except (KeyError, IndexError, TypeError) as exc:
             raise SourceFormatError(path, f"{pid}[{i}]", f"expected tokens, h and t ({exc!r})") from None

@@ -209,7 +209,8 @@ SOURCES: dict[str, TaskSource] = {s.task: s for s in (
              "lower-cased re-sample with 141-383 instances per relation); P403 'mouth of the watercourse' "
              "goes to alt_P403_mouth_of_the_watercourse.{train,test}.jsonl",
         fields={"text": "FewRel tokens joined by single spaces", "label": "relation name",
-                "wikidata_pid": "P17 / P118 / P58 / P974", "head": "head entity mention", "tail": "tail entity mention",
+                "wikidata_pid": "P17 / P118 / P58 / P974", "head": "head entity mention (the tokens it covers)",
+                "tail": "tail entity mention (the tokens it covers)",
                 "head_token_idx": "0-based token indices of head in text.split(' ')",
                 "tail_token_idx": "0-based token indices of tail", "head_qid": "Wikidata id of head",
                 "tail_qid": "Wikidata id of tail"}),

@@ -89,8 +89,9 @@ def test_fewrel_keeps_the_four_relations_once_each_with_token_indices(saved_copy
     raw = json.loads((saved_copy / "fewrel" / "train_wiki.json").read_text(encoding="utf-8"))
     first = raw["P118"][0]
     row = next(r for r in parsed.pool if r["label"] == "league")
-    assert row == {"text": " ".join(first["tokens"]), "label": "league", "wikidata_pid": "P118", "head": first["h"][0],
-                   "head_token_idx": first["h"][2][0], "tail": first["t"][0], "tail_token_idx": first["t"][2][0],
+    assert row == {"text": " ".join(first["tokens"]), "label": "league", "wikidata_pid": "P118",
+                   "head": " ".join(first["tokens"][i] for i in first["h"][2][0]), "head_token_idx": first["h"][2][0],
+                   "tail": " ".join(first["tokens"][i] for i in first["t"][2][0]), "tail_token_idx": first["t"][2][0],
                    "head_qid": first["h"][1], "tail_qid": first["t"][1]}
     for r in parsed.pool:
         tokens = r["text"].split(" ")
@@ -98,6 +99,20 @@ def test_fewrel_keeps_the_four_relations_once_each_with_token_indices(saved_copy
     assert list(parsed.alt) == ["alt_P403_mouth_of_the_watercourse"]
     assert {r["wikidata_pid"] for r in parsed.alt["alt_P403_mouth_of_the_watercourse"]} == {"P403"}
     assert all(r["wikidata_pid"] != "P177" for r in parsed.pool)
+
+
+def test_fewrel_mentions_are_the_tokens_they_cover_and_a_missing_relation_is_named(tmp_path):
+    # FewRel's own mention strings can differ from its tokens ("ak-sar-ben" vs "ak - sar - ben")
+    inst = {"tokens": ["The", "Ak", "-", "Sar", "-", "Ben", "Bridge", "crosses", "the", "Platte", "."],
+            "h": ["ak-sar-ben bridge", "Q1", [[1, 2, 3, 4, 5, 6]]], "t": ["platte", "Q2", [[9]]]}
+    data = {pid: [inst] for pid in ("P17", "P118", "P58", "P974", "P403")}
+    (tmp_path / "train_wiki.json").write_text(json.dumps(data), encoding="utf-8")
+    row = PARSERS["fewrel"]({"train_wiki.json": tmp_path / "train_wiki.json"}).pool[0]
+    assert row["head"] == "Ak - Sar - Ben Bridge" and row["tail"] == "Platte"
+    del data["P58"]
+    (tmp_path / "train_wiki.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(SourceFormatError, match="relation P58 \\(screenwriter\\) is missing"):
+        PARSERS["fewrel"]({"train_wiki.json": tmp_path / "train_wiki.json"})
 
 
 @pytest.mark.parametrize("task,train_labels,test_labels", [
