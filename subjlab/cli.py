@@ -20,7 +20,7 @@ import click
 
 #: command name -> (module, attribute, one-line help). The help is shown without importing the module.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "data": ("subjlab.commands.data", "data", "List the tasks and their data (counts per split and label)."),
+    "data": ("subjlab.commands.data", "data", "List the tasks' data (counts per split and label), or fetch the full datasets."),
     "tasks": ("subjlab.commands.data", "tasks", "Show the task registry or validate a task file."),
     "rank": ("subjlab.commands.rank", "rank", "Rank tasks by objectivity from pairwise judgments (Bradley-Terry)."),
     "agreement": ("subjlab.commands.agreement", "agreement", "Per-instance annotation agreement, Fleiss' kappa, Krippendorff's alpha."),
