@@ -6,7 +6,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test bench clean
+# Optional, for development only: the larger data subsets some tests can use (`make test-dev`).
+DEV_DATA ?= ../shared/datasets
+
+.PHONY: setup system-deps demo test test-dev bench clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +29,10 @@ demo: setup
 
 test: setup system-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests marked devdata, on the development subsets named by DEV_DATA (not needed by `make test`).
+test-dev: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m devdata --dev-data=$(DEV_DATA) $(PYTEST_ARGS)
 
 bench: setup system-deps
 	for b in bench/*.py; do HF_HUB_OFFLINE=1 $(BIN)/python $$b || exit 1; done

@@ -62,7 +62,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from annotation_server.testing import free_port, start_postgres  # noqa: E402
 ADMIN_TOKEN = "bench-admin-token"
-TASK = "ag_news"
+TASK = "financial_phrasebank"  # bundled with the package: the bench needs nothing beside the checkout
 STARTUP_TIMEOUT_S = 60.0
 
 
@@ -176,14 +176,23 @@ def admin_client(url: str) -> httpx.Client:
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60.0)
 
 
-def create_study(url: str, name: str, n_items: int, labels_per_item: int, max_per_worker: int) -> int:
-    """Create a labeling study over the first `n_items` real AG News train texts; return its slot count."""
+def bench_examples(n_items: int) -> list:
+    """The first `n_items` real texts of TASK (train, then test); when the bundled slice has fewer, the
+    texts repeat under new ids (`<id>#2`, ...): the server's cost does not depend on which text it is."""
     from subjlab.data import load_split
     from subjlab.tasks import get_task
 
-    examples = load_split(get_task(TASK), "train")[:n_items]
-    if len(examples) < n_items:
-        raise ValueError(f"only {len(examples)} {TASK} train examples, asked for {n_items}")
+    real = load_split(get_task(TASK), "train") + load_split(get_task(TASK), "test")
+    out = []
+    for k in range(n_items):
+        ex = real[k % len(real)]
+        out.append(ex if k < len(real) else type(ex)(id=f"{ex.id}#{k // len(real) + 1}", text=ex.text, label=ex.label))
+    return out
+
+
+def create_study(url: str, name: str, n_items: int, labels_per_item: int, max_per_worker: int) -> int:
+    """Create a labeling study over `n_items` real TASK texts (`bench_examples`); return its slot count."""
+    examples = bench_examples(n_items)
     with admin_client(url) as admin:
         r = admin.post("/api/v1/studies", json={"name": name, "kind": "labeling", "task": TASK,
                                                 "labels_per_item": labels_per_item,
@@ -512,8 +521,6 @@ def profile_in_process(db: str, db_url: str, cycles: int = 200) -> None:
 
     from annotation_server.app import create_app, get_state
     from annotation_server.schema import upgrade
-    from subjlab.data import load_split
-    from subjlab.tasks import get_task
 
     upgrade(db_url)
     app = create_app({"DATABASE_URL": db_url, "ADMIN_TOKEN": ADMIN_TOKEN})
@@ -522,7 +529,7 @@ def profile_in_process(db: str, db_url: str, cycles: int = 200) -> None:
         event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
     client = app.test_client()
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    examples = load_split(get_task(TASK), "train")[:2000]
+    examples = bench_examples(2000)
     client.post("/api/v1/studies", headers=admin, json={"name": "inproc", "kind": "labeling", "task": TASK,
                                                         "labels_per_item": 3, "max_per_worker": 25})
     client.post("/api/v1/studies/inproc/items", headers=admin,
@@ -809,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds at the start of each level left out of answers/s, the latencies and CPU per "
                              "answer (every simulated worker starts at the same instant); the whole-run p99 is "
                              "printed too")
-    parser.add_argument("--items", type=int, default=2000, help="items per load study (AG News train texts)")
+    parser.add_argument("--items", type=int, default=2000, help="items per load study (Financial PhraseBank texts, repeated under new ids beyond the bundled 1,200)")
     parser.add_argument("--crash-workers", type=int, default=16, help="simulated workers in the crash test")
     parser.add_argument("--crash-items", type=int, default=300,
                         help="items (x3 labels) in the crash study (enough that the kill lands mid-load)")

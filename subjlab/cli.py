@@ -20,7 +20,7 @@ import click
 
 #: command name -> (module, attribute, one-line help). The help is shown without importing the module.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "data": ("subjlab.commands.data", "data", "List the tasks and their data (counts per split and label)."),
+    "data": ("subjlab.commands.data", "data", "List the tasks' data (counts per split and label), or fetch the full datasets."),
     "tasks": ("subjlab.commands.data", "tasks", "Show the task registry or validate a task file."),
     "rank": ("subjlab.commands.rank", "rank", "Rank tasks by objectivity from pairwise judgments (Bradley-Terry)."),
     "agreement": ("subjlab.commands.agreement", "agreement", "Per-instance annotation agreement, Fleiss' kappa, Krippendorff's alpha."),
@@ -83,7 +83,8 @@ def cli() -> None:
     and measure agreement (rank, agreement), generate synthetic data (generate), train classifiers
     (train), evaluate by subjectivity and diversity (evaluate, diversity), or run it all (run, demo).
 
-    Data: --data DIR on data commands, else $SUBJLAB_DATA, else ../shared/datasets.
+    Data: --data DIR on data commands, else $SUBJLAB_DATA, else the slices bundled with subjlab
+    (subjlab data list shows them; subjlab data fetch TASK --out DIR gets a task's full data).
     """
 
 

@@ -1,16 +1,20 @@
 """Where task data lives and how to load a task's split as `Example`s.
 
 A data directory holds `<data_name>/train.jsonl` and `<data_name>/test.jsonl` for each task (JSON Lines
-with at least `text` and the task's label field). `resolve_data_dir` finds it: an explicit path, else
-`$SUBJLAB_DATA`, else `../shared/datasets` next to the current directory or next to this checkout.
+with at least `text` and the task's label field). `resolve_data_dir` finds it, in this order: an explicit
+path (`--data DIR`), else `$SUBJLAB_DATA`, else the small slices bundled inside this package
+(`subjlab/datasets/`: the demo's tasks whose licences allow redistribution, with their notices). Nothing
+beside the checkout is ever looked at; full datasets come from `subjlab data fetch` or your own files.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from subjlab.records import Example, RecordError, read_examples
@@ -18,44 +22,66 @@ from subjlab.tasks import TaskSpec
 
 SPLITS = ("train", "test")
 
+#: The data slices that ship inside the package (see its manifest.json and each task's NOTICE.md).
+BUNDLED_DATA_DIR = Path(__file__).resolve().parent / "datasets"
 
-def _candidates() -> list[Path]:
-    here = Path(__file__).resolve().parent.parent  # the checkout (or site-packages for an install)
-    return [Path.cwd() / ".." / "shared" / "datasets", here / ".." / "shared" / "datasets"]
+_HOW_TO_POINT = ("pass --data DIR or set SUBJLAB_DATA=DIR to a directory holding <task>/train.jsonl and "
+                 "<task>/test.jsonl (`subjlab data fetch TASK --out DIR` downloads a task's full data)")
+
+
+@lru_cache(maxsize=1)
+def bundled_tasks() -> tuple[str, ...]:
+    """The data names bundled with subjlab, in the manifest's order."""
+    manifest = json.loads((BUNDLED_DATA_DIR / "manifest.json").read_text(encoding="utf-8"))
+    return tuple(t["task"] for t in manifest["tasks"])
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
-    """Return the data directory to use; raise FileNotFoundError saying how to set one.
+    """Return the data directory to use; raise FileNotFoundError naming what was looked for.
 
-    Order: `data_dir` if given, `$SUBJLAB_DATA`, `./../shared/datasets`, `<checkout>/../shared/datasets`.
+    Order: `data_dir` if given, `$SUBJLAB_DATA`, the data bundled with the package.
     """
     if data_dir is not None:
         path = Path(data_dir)
         if not path.is_dir():
-            raise FileNotFoundError(f"data directory {path} does not exist")
+            raise FileNotFoundError(f"data directory {path} (--data) does not exist; {_HOW_TO_POINT}")
         return path.resolve()
     env = os.environ.get("SUBJLAB_DATA")
     if env:
         path = Path(env)
         if not path.is_dir():
-            raise FileNotFoundError(f"SUBJLAB_DATA={env} is not a directory")
+            raise FileNotFoundError(f"SUBJLAB_DATA={env} is not a directory; {_HOW_TO_POINT}")
         return path.resolve()
-    for cand in _candidates():
-        if cand.is_dir():
-            return cand.resolve()
-    raise FileNotFoundError(
-        "no data directory found: pass --data DIR (holding <task>/train.jsonl and <task>/test.jsonl) "
-        "or set SUBJLAB_DATA"
-    )
+    return BUNDLED_DATA_DIR
+
+
+def data_source(data_dir: str | Path | None = None) -> str:
+    """Say in words which data directory `resolve_data_dir(data_dir)` picks and why (for command output)."""
+    root = resolve_data_dir(data_dir)
+    if data_dir is not None:
+        return f"{root} (--data)"
+    if os.environ.get("SUBJLAB_DATA"):
+        return f"{root} ($SUBJLAB_DATA)"
+    return f"the data bundled with subjlab ({root})"
 
 
 def split_path(task: TaskSpec, split: str, data_dir: str | Path | None = None) -> Path:
-    """Return the path of a task's split file (`train` or `test`); raise FileNotFoundError if absent."""
+    """Return the path of a task's split file (`train` or `test`); raise FileNotFoundError if absent.
+
+    The error says where it looked, which tasks the bundled data has, and how to point at other data."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    path = resolve_data_dir(data_dir) / task.data_name / f"{split}.jsonl"
+    root = resolve_data_dir(data_dir)
+    path = root / task.data_name / f"{split}.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing (task {task.name!r}, split {split!r})")
+        where = data_source(data_dir)
+        if root == BUNDLED_DATA_DIR:
+            have = (f"subjlab bundles data only for {', '.join(bundled_tasks())}"
+                    if task.data_name not in bundled_tasks() else f"the bundled data has no {split} split for it")
+            raise FileNotFoundError(
+                f"task {task.name!r}: no {split} data in {where}: {have}; {_HOW_TO_POINT}")
+        raise FileNotFoundError(
+            f"task {task.name!r}: {path} is missing (data directory {where}); {_HOW_TO_POINT}")
     return path
 
 

@@ -4,8 +4,10 @@
 descriptions (shown to crowd workers), the generation context/persona, style and word limit (used by
 the prompt builders), and how to read its data (`data_name`, `label_field`, `label_map`).
 
-`REGISTRY` holds the ten tasks of Li, Zhu, Lu & Yin (EMNLP 2023). `load_task_file` reads user tasks
-from a TOML or YAML file with the same fields; `get_task` resolves a registry key or a file path.
+`REGISTRY` holds the ten tasks of Li, Zhu, Lu & Yin (EMNLP 2023), named in `PAPER_TASKS`, and extra
+tasks that are not the paper's (`EXTRA_TASKS`: tweet_sarcasm, for its real per-instance human
+agreement). `load_task_file` reads user tasks from a TOML or YAML file with the same fields; `get_task`
+resolves a registry key or a file path.
 """
 
 from __future__ import annotations
@@ -359,5 +361,29 @@ _PAPER_TASKS = [
     ),
 ]
 
-#: The ten tasks of the paper, by key.
-REGISTRY: dict[str, TaskSpec] = {t.name: t for t in _PAPER_TASKS}
+_EXTRA_TASKS = [
+    _task(
+        # iSarcasmEval (SemEval-2022 Task 6A): the gold label is the tweet's author's own; each test tweet
+        # also carries the labels of five third-party annotators (`ratings`), i.e. real disagreement.
+        name="tweet_sarcasm",
+        title="Intended sarcasm in tweets (iSarcasmEval)",
+        description="Read a tweet and decide whether its author meant it sarcastically (saying the opposite "
+                    "of, or something other than, what they mean, usually to mock or criticise).",
+        labels=["not_sarcastic", "sarcastic"],
+        label_descriptions={
+            "not_sarcastic": "the author means what the tweet says",
+            "sarcastic": "the author meant the tweet sarcastically: it says something other than what they "
+                         "mean, to mock, criticise or joke",
+        },
+        context="You are a Twitter user posting short tweets about your daily life, the news and your opinions.",
+        style="a tweet",
+        word_limit=30,
+    ),
+]
+
+#: The keys of the paper's ten tasks, in the paper's order.
+PAPER_TASKS: tuple[str, ...] = tuple(t.name for t in _PAPER_TASKS)
+#: Registered tasks that are not among the paper's ten.
+EXTRA_TASKS: tuple[str, ...] = tuple(t.name for t in _EXTRA_TASKS)
+#: Every registered task by key: the paper's ten, then the extra ones.
+REGISTRY: dict[str, TaskSpec] = {t.name: t for t in _PAPER_TASKS + _EXTRA_TASKS}

@@ -81,7 +81,7 @@ def _labels(value: str | None) -> tuple[str, ...] | None:
               help="Response cache file [default: <cache>/generation/responses.sqlite; <cache> = $SUBJLAB_CACHE "
               "or ~/.cache/subjlab].")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="Data directory for few-shot examples [default: $SUBJLAB_DATA, else ../shared/datasets].")
+              help="Data directory for few-shot examples [default: $SUBJLAB_DATA, else the slices bundled with subjlab].")
 @click.option("--dry-run", is_flag=True, help="Print the exact messages of each label's first request and exit; calls nothing.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @FORMAT_OPTION

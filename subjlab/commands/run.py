@@ -192,7 +192,7 @@ def demo(runs_dir: str, judgments: str | None, judgments_study: str | None, db_u
               help="Example texts shown per task (the task's own examples, else sampled from its training data).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for example sampling and order.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="Data directory for example texts [default: $SUBJLAB_DATA, else ../shared/datasets].")
+              help="Data directory for example texts [default: $SUBJLAB_DATA, else the slices bundled with subjlab].")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the generation response cache (ask the model anew).")
 @THREADS_OPTION
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False),

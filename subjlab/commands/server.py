@@ -206,7 +206,7 @@ def study_create(name: str, kind: str, task_name: str | None, labels_per_item: i
 @click.option("--gold", "gold_file", type=click.Path(dir_okay=False, exists=True),
               help="Attention checks (JSONL): labeling {id, text, answer}; pairwise {left, right, answer}.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="Data directory for example texts and --from-split [default: $SUBJLAB_DATA, else ../shared/datasets].")
+              help="Data directory for example texts and --from-split [default: $SUBJLAB_DATA, else the slices bundled with subjlab].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling example texts / items.")
 @DB_OPTION
 @FORMAT_OPTION
@@ -224,11 +224,11 @@ def study_add(name: str, task_names: tuple[str, ...], all_tasks: bool, examples_
     """
     from annotation_server import studies, validation
     from subjlab.records import iter_rows, read_examples
-    from subjlab.tasks import REGISTRY
+    from subjlab.tasks import PAPER_TASKS, REGISTRY
 
     specs = [studies.resolve_task(t, "--task", allow_files=True) for t in task_names]
     if all_tasks:
-        specs += [s for s in REGISTRY.values() if s.name not in {x.name for x in specs}]
+        specs += [REGISTRY[n] for n in PAPER_TASKS if n not in {x.name for x in specs}]
     gold_rows = [row for _, row in iter_rows(gold_file)] if gold_file else []
     if not (specs or examples_file or from_split or gold_rows):
         raise click.UsageError("nothing to add: give --task/--all-tasks, --examples, --from-split or --gold")

@@ -12,7 +12,7 @@ Layout (every table optional except `[study]`; defaults in parentheses)::
     tasks = ["ag_news", "sms_spam"]     # registry keys or task files (.toml/.yaml) (required)
     seed = 13                           # (13)
     conditions = ["real", "zero_shot", "few_shot", "small_real_few_shot"]   (all four)
-    data_dir = "path"                   # ($SUBJLAB_DATA, else ../shared/datasets)
+    data_dir = "path"                   # ($SUBJLAB_DATA, else the data bundled with subjlab)
     judgments = "crowd.jsonl"           # crowd pairwise judgments -> ranking + correlation ("")
     judgments_study = "objectivity"     # ... or a pairwise study in the annotation database ("")
     database_url = "sqlite:///x.db"     # that database ($SUBJLAB_DATABASE_URL, else sqlite:///subjlab.db)

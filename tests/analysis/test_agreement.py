@@ -3,6 +3,8 @@ and Financial PhraseBank's shipped agreement levels on the real data."""
 
 from __future__ import annotations
 
+import json
+
 from collections import Counter
 
 import numpy as np
@@ -193,7 +195,20 @@ def test_phrasebank_levels_map_to_their_lower_bounds():
         phrasebank_agreement("90")
 
 
-def test_phrasebank_agreement_on_the_real_data_matches_the_documented_level_counts(shared_data):
+def test_phrasebank_agreement_on_the_bundled_slice_follows_each_rows_shipped_level(task_data):
+    task = get_task("financial_phrasebank")
+    value = {"100": 1.0, "75": 0.75, "66": round(2 / 3, 6), "50": 0.5}
+    for split in ("train", "test"):
+        raw = [json.loads(line) for line in (task_data / "financial_phrasebank" / f"{split}.jsonl").open(encoding="utf-8")]
+        examples = load_split(task, split, task_data)
+        recs = phrasebank_agreements(examples)
+        assert [r.item for r in recs] == [e.id for e in examples] == [row["id"] for row in raw]
+        assert [round(r.agreement, 6) for r in recs] == [value[row["agreement"]] for row in raw]
+        assert set(Counter(row["agreement"] for row in raw)) == set(value)  # every level occurs
+
+
+@pytest.mark.devdata
+def test_phrasebank_agreement_on_the_development_data_matches_the_documented_level_counts(dev_data):
     # datasets README, "Agreement levels per split and label", summed over the three labels:
     # test:  100: 107+242+184 = 533, 75: 35+139+103 = 277, 66: 29+71+102 = 202, 50: 30+48+64 = 142
     # train: 100: 196+473+386 = 1055, 75: 82+267+214 = 563, 66: 65+134+177 = 376, 50: 60+126+131 = 317
@@ -203,18 +218,18 @@ def test_phrasebank_agreement_on_the_real_data_matches_the_documented_level_coun
         "train": {1.0: 1055, 0.75: 563, round(2 / 3, 6): 376, 0.5: 317},
     }
     for split, counts in expected.items():
-        examples = load_split(task, split, shared_data)
+        examples = load_split(task, split, dev_data)
         recs = phrasebank_agreements(examples)
         assert [r.item for r in recs] == [e.id for e in examples]
         assert Counter(round(r.agreement, 6) for r in recs) == counts
     # negative test sentences at level 100: 107
-    test = load_split(task, "test", shared_data)
+    test = load_split(task, "test", dev_data)
     neg_full = [r for r, e in zip(phrasebank_agreements(test), test) if e.label == "negative" and r.agreement == 1.0]
     assert len(neg_full) == 107
 
 
-def test_phrasebank_agreements_reject_data_without_the_field(shared_data):
-    examples = load_split(get_task("sms_spam"), "test", shared_data, limit_per_label=2)
+def test_phrasebank_agreements_reject_data_without_the_field(task_data):
+    examples = load_split(get_task("sms_spam"), "test", task_data, limit_per_label=2)
     with pytest.raises(ValueError, match="has no 'agreement' field"):
         phrasebank_agreements(examples)
 

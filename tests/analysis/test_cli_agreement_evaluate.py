@@ -93,16 +93,18 @@ def test_agreement_jsonl_feeds_evaluate(labels_file, tmp_path):
     assert [r["accuracy"] for r in out] == pytest.approx([0.5, 2 / 3, 0.5])
 
 
-def test_agreement_plot_and_phrasebank_levels(tmp_path, shared_data):
+def test_agreement_plot_and_phrasebank_levels(tmp_path, task_data):
+    raw = [json.loads(line) for line in (task_data / "financial_phrasebank" / "test.jsonl").open(encoding="utf-8")]
+    full = sum(row["agreement"] == "100" for row in raw)
     png = tmp_path / "hist.png"
-    res = run("agreement", "--phrasebank", "test", "--data", str(shared_data), "--plot", str(png), "--format", "jsonl")
+    res = run("agreement", "--phrasebank", "test", "--data", str(task_data), "--plot", str(png), "--format", "jsonl")
     assert res.exit_code == 0, res.output
     lines = [json.loads(line) for line in res.stdout.splitlines()]
-    assert len(lines) == 1154 and lines[0]["item"] == "financial_phrasebank:test:1"
-    assert sum(r["agreement"] == 1.0 for r in lines) == 533
+    assert [r["item"] for r in lines] == [row["id"] for row in raw]
+    assert sum(r["agreement"] == 1.0 for r in lines) == full == 286
     assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 5000
-    table = run("agreement", "--phrasebank", "test", "--data", str(shared_data))
-    assert "533" in table.stdout and "0.667" in table.stdout
+    table = run("agreement", "--phrasebank", "test")  # the bundled data is the default
+    assert str(full) in table.stdout and "0.667" in table.stdout
 
 
 def test_evaluate_several_curves_table_and_plot(tmp_path):

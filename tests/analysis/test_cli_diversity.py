@@ -25,14 +25,14 @@ def session_cache(tmp_path_factory, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="module")
-def files(shared_data, tmp_path_factory) -> dict[str, Path]:
+def files(task_data, tmp_path_factory) -> dict[str, Path]:
     """DATA: 10 real SMS train texts (5 ham, 5 spam); REAL: 6 real SMS test texts."""
     sms = get_task("sms_spam")
     root = tmp_path_factory.mktemp("diversity-cli")
     data = root / "data.jsonl"
     real = root / "real.jsonl"
-    write_records(data, load_split(sms, "train", shared_data, limit_per_label=5, seed=0))
-    write_records(real, load_split(sms, "test", shared_data, limit_per_label=3, seed=0))
+    write_records(data, load_split(sms, "train", task_data, limit_per_label=5, seed=0))
+    write_records(real, load_split(sms, "test", task_data, limit_per_label=3, seed=0))
     return {"data": data, "real": real}
 
 

@@ -189,8 +189,8 @@ def cache_root(tmp_path_factory):
     return tmp_path_factory.getbasetemp() / "subjlab-cache" / "embeddings"
 
 
-def test_real_ag_news_texts_are_more_diverse_than_near_duplicates(shared_data, cache_root):
-    real = [ex.text for ex in load_split(get_task("ag_news"), "train", shared_data, limit_per_label=4, seed=2)]
+def test_real_fewrel_texts_are_more_diverse_than_near_duplicates(task_data, cache_root):
+    real = [ex.text for ex in load_split(get_task("fewrel"), "train", task_data, limit_per_label=4, seed=2)]
     words = real[0].split()
     near_dups = [" ".join(words[:i] + words[i + 1 :]) for i in range(16)]  # drop one word each
     real_scores = diversity_scores(embed_texts(real, cache=cache_root))
@@ -201,20 +201,20 @@ def test_real_ag_news_texts_are_more_diverse_than_near_duplicates(shared_data, c
     assert 0.0 < dup_scores.chamfer < 0.1 < real_scores.chamfer
 
 
-def test_real_test_slice_is_more_similar_to_its_own_task_than_to_another(shared_data, cache_root):
+def test_real_test_slice_is_more_similar_to_its_own_task_than_to_another(task_data, cache_root):
     sms = get_task("sms_spam")
     # the same slices as the CLI tests use (5 per label of train, 3 per label of test), so the cache serves them
-    reference = [ex.text for ex in load_split(sms, "test", shared_data, limit_per_label=3, seed=0)]
-    same_task = [ex.text for ex in load_split(sms, "train", shared_data, limit_per_label=5, seed=0)]
-    other_task = [ex.text for ex in load_split(get_task("sarcasm_news"), "train", shared_data, limit_per_label=5, seed=0)]
+    reference = [ex.text for ex in load_split(sms, "test", task_data, limit_per_label=3, seed=0)]
+    same_task = [ex.text for ex in load_split(sms, "train", task_data, limit_per_label=5, seed=0)]
+    other_task = [ex.text for ex in load_split(get_task("fewrel"), "train", task_data, limit_per_label=5, seed=0)]
     ref = embed_texts(reference, cache=cache_root)
     own = top_k_similarity(ref, embed_texts(same_task, cache=cache_root))
     other = top_k_similarity(ref, embed_texts(other_task, cache=cache_root))
     assert own > other + 0.1, (own, other)
 
 
-def test_example_diversity_embeds_and_reports_per_label(shared_data, cache_root):
-    examples = load_split(get_task("sms_spam"), "train", shared_data, limit_per_label=5, seed=0)
+def test_example_diversity_embeds_and_reports_per_label(task_data, cache_root):
+    examples = load_split(get_task("sms_spam"), "train", task_data, limit_per_label=5, seed=0)
     report = example_diversity(examples, reference=examples[:5], cache=cache_root)
     assert set(report.per_label) == {"ham", "spam"} and report.overall.n == 10
     assert report.model is not None and report.model.startswith("all-MiniLM-L6-v2@")

@@ -22,9 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def sms_texts(shared_data) -> list[str]:
+def sms_texts(task_data) -> list[str]:
     """Six real SMS texts (3 ham, 3 spam)."""
-    return [ex.text for ex in load_split(get_task("sms_spam"), "train", shared_data, limit_per_label=3, seed=1)]
+    return [ex.text for ex in load_split(get_task("sms_spam"), "train", task_data, limit_per_label=3, seed=1)]
 
 
 def test_embeddings_are_float32_unit_rows_in_input_order_and_deterministic(sms_texts):

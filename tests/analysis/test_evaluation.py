@@ -3,6 +3,8 @@ Financial PhraseBank's real agreement levels."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from analysis.agreement import phrasebank_agreements
@@ -101,21 +103,24 @@ def test_parse_gammas():
         parse_gammas(" , ")
 
 
-def test_stratified_scores_on_real_phrasebank_levels(shared_data):
+def test_stratified_scores_on_real_phrasebank_levels(task_data):
     """A real (cheap) classifier on Financial PhraseBank: the subsets are exactly the shipped levels."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     task = get_task("financial_phrasebank")
-    train = load_split(task, "train", shared_data, limit_per_label=200, seed=0)
-    test = load_split(task, "test", shared_data)
+    train = load_split(task, "train", task_data, limit_per_label=200, seed=0)
+    test = load_split(task, "test", task_data)
     vec = TfidfVectorizer()
     clf = LogisticRegression(max_iter=500).fit(vec.fit_transform([e.text for e in train]), [e.label for e in train])
     predicted = clf.predict(vec.transform([e.text for e in test]))
     predictions = [Prediction(id=e.id, label=e.label, prediction=str(p)) for e, p in zip(test, predicted)]
     out = stratified_scores(predictions, phrasebank_agreements(test), [0.5, 0.66, 0.7, 0.75, 1.0])
-    # level counts (datasets README): 142 at '50', 202 at '66', 277 at '75', 533 at '100'
-    assert [g.n for g in out] == [1154, 1012, 810, 810, 533]
+    # level counts of the bundled test slice (its raw `agreement` field): 74 at '50', 101 at '66',
+    # 139 at '75', 286 at '100'
+    level = Counter(e.extra["agreement"] for e in test)
+    assert level == {"50": 74, "66": 101, "75": 139, "100": 286}
+    assert [g.n for g in out] == [600, 600 - 74, 139 + 286, 139 + 286, 286]
     # cross-check γ=1.0 against the raw `agreement` field
     full = [p for p, e in zip(predictions, test) if e.extra["agreement"] == "100"]
     assert out[-1].accuracy == pytest.approx(sum(p.label == p.prediction for p in full) / len(full))

@@ -29,16 +29,16 @@ def test_help_explains_the_command_with_an_example():
         assert words in result.output
 
 
-def test_dry_run_prints_the_exact_messages_and_sends_nothing(serve, scripted, tmp_path, shared_data):
+def test_dry_run_prints_the_exact_messages_and_sends_nothing(serve, scripted, tmp_path, task_data):
     responder = scripted()
     server = serve(responder)
     out = tmp_path / "out.jsonl"
     args = ["--task", "sms_spam", "--mode", "few-shot", "--per-label", "3", "--out", str(out), "--backend", "openai",
-            "--base-url", server.url, "--model", "scripted", "--shots", "3", "--seed", "5", "--data", str(shared_data), "--dry-run"]
+            "--base-url", server.url, "--model", "scripted", "--shots", "3", "--seed", "5", "--data", str(task_data), "--dry-run"]
     result = _run(args)
     assert result.exit_code == 0, result.output
     expected = preview_requests(GenerationConfig(task="sms_spam", mode="few-shot", per_label=3, shots=3, seed=5,
-                                                 backend="openai", data_dir=shared_data))
+                                                 backend="openai", data_dir=task_data))
     for planned in expected:
         assert f"prompt_hash {planned.prompt_hash}" in result.output
         for message in planned.request.messages:

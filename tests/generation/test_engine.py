@@ -177,7 +177,7 @@ def test_long_conversations_are_trimmed_to_the_context_window_and_say_so(serve, 
     assert summary.trimmed_requests == sum(1 for r in rows if r["trimmed_turns"] > 0)
 
 
-def test_few_shot_requests_carry_real_labeled_examples_and_copies_are_rejected(serve, scripted, tmp_path, shared_data):
+def test_few_shot_requests_carry_real_labeled_examples_and_copies_are_rejected(serve, scripted, tmp_path, task_data):
     def copy_first_example(body):  # a lazy model: echo the first demonstration
         user = body["messages"][1]["content"]
         line = next(ln for ln in user.splitlines() if ln.startswith("Example 1 ("))
@@ -185,7 +185,7 @@ def test_few_shot_requests_carry_real_labeled_examples_and_copies_are_rejected(s
 
     responder = scripted(text=copy_first_example)
     server = serve(responder)
-    cfg = _config(server, tmp_path, mode="few-shot", shots=4, max_requests=8, data_dir=shared_data)
+    cfg = _config(server, tmp_path, mode="few-shot", shots=4, max_requests=8, data_dir=task_data)
     summary = generate(cfg, tmp_path / "out.jsonl")
     assert summary.filters["demo_copy"] + summary.filters["word_limit"] == 8 and summary.written == 0
     for _, body in responder.log:
@@ -194,12 +194,12 @@ def test_few_shot_requests_carry_real_labeled_examples_and_copies_are_rejected(s
         assert IMITATION_INSTRUCTION in user
 
 
-def test_few_shot_records_name_their_demonstrations(serve, scripted, tmp_path, shared_data):
+def test_few_shot_records_name_their_demonstrations(serve, scripted, tmp_path, task_data):
     responder = scripted()
     server = serve(responder)
-    cfg = _config(server, tmp_path, mode="few-shot", shots=2, per_label=3, data_dir=shared_data)
+    cfg = _config(server, tmp_path, mode="few-shot", shots=2, per_label=3, data_dir=task_data)
     generate(cfg, tmp_path / "out.jsonl")
-    train_ids = {ex.id for ex in read_examples(shared_data / "sms_spam" / "train.jsonl", id_prefix="sms_spam:train")}
+    train_ids = {ex.id for ex in read_examples(task_data / "sms_spam" / "train.jsonl", id_prefix="sms_spam:train")}
     for row in _rows(tmp_path / "out.jsonl"):
         assert row["mode"] == "few-shot" and len(row["demonstration_ids"]) == 2
         assert set(row["demonstration_ids"]) <= train_ids

@@ -88,10 +88,10 @@ def test_trimming_fails_loudly_when_nothing_can_fit():
         trim_to_fit(msgs, _words, 10)
 
 
-def test_few_shot_sampling_is_seeded_and_label_balanced(shared_data):
+def test_few_shot_sampling_is_seeded_and_label_balanced(task_data):
     task = get_task("reddit_emotion")
     pool = {lab: [] for lab in task.labels}
-    for ex in load_split(task, "train", shared_data, limit_per_label=30, seed=1):
+    for ex in load_split(task, "train", task_data, limit_per_label=30, seed=1):
         pool[ex.label].append(ex)
     for k in (1, 4, 6, 13):
         demos = sample_demonstrations(pool, task.labels, "fear", k, demonstration_rng(7, task.name, "fear", 3))
@@ -107,16 +107,16 @@ def test_few_shot_sampling_is_seeded_and_label_balanced(shared_data):
     assert [d.id for d in again] != [d.id for d in other]
 
 
-def test_few_shot_sampling_fails_loudly_on_a_too_small_pool(shared_data):
+def test_few_shot_sampling_fails_loudly_on_a_too_small_pool(task_data):
     task = get_task("sms_spam")
-    pool = {"ham": load_split(task, "train", shared_data, limit_per_label=1)[:1], "spam": []}
+    pool = {"ham": load_split(task, "train", task_data, limit_per_label=1)[:1], "spam": []}
     with pytest.raises(ValueError, match="spam"):
         sample_demonstrations(pool, task.labels, "ham", 2, demonstration_rng(0, "sms_spam", "ham", 0))
 
 
-def test_few_shot_messages_show_labeled_real_examples_and_the_imitation_instruction(shared_data):
+def test_few_shot_messages_show_labeled_real_examples_and_the_imitation_instruction(task_data):
     task = get_task("sms_spam")
-    demos = load_split(task, "train", shared_data, limit_per_label=2, seed=3)
+    demos = load_split(task, "train", task_data, limit_per_label=2, seed=3)
     msgs = few_shot_messages(task, "spam", demos)
     assert [m.role for m in msgs] == ["system", "user"]
     assert msgs[0].content == task.context

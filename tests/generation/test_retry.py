@@ -65,12 +65,12 @@ def test_backoff_doubles_up_to_its_cap_with_jitter_and_retry_after_wins():
         RetryPolicy(max_retries=-1)
 
 
-def test_the_llm_judge_retries_through_the_same_loop(serve, scripted, shared_data, tmp_path):
+def test_the_llm_judge_retries_through_the_same_loop(serve, scripted, task_data, tmp_path):
     responder = scripted(faults={0: ("status", 503)}, text=lambda body: "A")
     server = serve(responder)
     config = JudgeConfig(backend="openai", model="scripted", base_url=server.url, per_pair=2, n_examples=1,
-                         data_dir=shared_data, cache=False, max_retries=1)
-    summary = judge_tasks([get_task("sms_spam"), get_task("imdb")], config, tmp_path / "judgments.jsonl")
+                         data_dir=task_data, cache=False, max_retries=1)
+    summary = judge_tasks([get_task("sms_spam"), get_task("humor")], config, tmp_path / "judgments.jsonl")
     assert summary.written == 2 and summary.requests == 2
     assert responder.count == 4  # one call of two requests failed (503) and was repeated whole
     assert len(read_judgments(tmp_path / "judgments.jsonl")) == 2

@@ -11,13 +11,26 @@ from click.testing import CliRunner
 from subjlab.cli import cli
 
 
-def test_data_list_json_counts_match_the_real_files(shared_data):
-    res = CliRunner().invoke(cli, ["data", "list", "--task", "sms_spam", "--format", "json"])
+def test_data_list_json_counts_match_the_bundled_files(task_data):
+    res = CliRunner().invoke(cli, ["data", "list", "--task", "sms_spam", "--task", "ag_news", "--format", "json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    entry = out["tasks"][0]
-    assert entry["train"]["per_label"] == {"ham": 1000, "spam": 436}
-    assert entry["test"]["total"] == 717
+    assert out["data_dir"] == str(task_data)
+    spam, news = out["tasks"]
+    lines = [json.loads(line) for line in (task_data / "sms_spam" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert spam["train"]["per_label"] == {"ham": sum(r["label"] == "ham" for r in lines),
+                                          "spam": sum(r["label"] == "spam" for r in lines)} == {"ham": 200, "spam": 200}
+    assert spam["test"]["total"] == 400
+    assert news["train"] is None and news["test"] is None  # not bundled: its licence does not allow it
+
+
+def test_tasks_table_marks_tweet_sarcasm_as_not_one_of_the_papers_ten(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    res = CliRunner().invoke(cli, ["tasks"])
+    assert res.exit_code == 0, res.output
+    rows = {line.split("│")[1].strip(): line for line in res.output.splitlines() if line.count("│") >= 4}
+    assert "extra (not one of the paper's ten)" in rows["tweet_sarcasm"]
+    assert all("paper" in rows[k] and "extra" not in rows[k] for k in ("ag_news", "humor", "sms_spam"))
 
 
 def test_data_list_on_own_data_dir(tmp_path):

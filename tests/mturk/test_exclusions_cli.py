@@ -38,16 +38,16 @@ class Built:
 
 
 @pytest.fixture
-def labeled(make_app, clock, api_client, shared_data) -> Built:
+def labeled(make_app, clock, api_client, task_data) -> Built:
     """A labeling study "qc": 6 real SMS messages, 4 labels each; 2 gold items and 1 attention check (real
     messages too) every 2nd unit. careful-1 and careful-2 answer truly at 6 s a unit, `hasty` truly at
     0.5 s, `careless` falsely at 6 s (so it fails the attention check and every gold item)."""
     app = make_app(CLOCK=clock)
-    answer_quality_study(api_client(app), clock, shared_data, "qc")
+    answer_quality_study(api_client(app), clock, task_data, "qc")
     return Built(get_state(app).settings.database_url, "qc")
 
 
-PAIR_TASKS = ["ag_news", "sms_spam", "financial_phrasebank", "tweet_irony"]  # most to least objective here
+PAIR_TASKS = ["fewrel", "sms_spam", "financial_phrasebank", "tweet_sarcasm"]  # most to least objective here
 
 
 @pytest.fixture
@@ -58,8 +58,8 @@ def judged(make_app, clock, api_client) -> Built:
     app = make_app(CLOCK=clock)
     api = api_client(app)
     assert api.create_study(name="pw", kind="pairwise", judgments_per_pair=4, gold_every=2).status == 201
-    gold = [{"id": "attention-news-vs-irony", "left": "ag_news", "right": "tweet_irony", "answer": "ag_news"},
-            {"id": "gold-spam-vs-irony", "left": "tweet_irony", "right": "sms_spam", "answer": "sms_spam"}]
+    gold = [{"id": "attention-news-vs-irony", "left": "fewrel", "right": "tweet_sarcasm", "answer": "fewrel"},
+            {"id": "gold-spam-vs-irony", "left": "tweet_sarcasm", "right": "sms_spam", "answer": "sms_spam"}]
     assert api.add_items("pw", tasks=PAIR_TASKS, gold=gold).status == 201
     for worker in ("steady-1", "steady-2", "steady-3", "contrarian"):
         def choose(a, worker=worker):

@@ -27,7 +27,7 @@ def test_packaged_demo_config_validates_with_four_tasks_and_the_local_backend():
 
     config = load_config(demo_config_path())
     assert config.name == "demo"
-    assert [t.name for t in config.tasks] == ["sms_spam", "financial_phrasebank", "tweet_irony", "humor"]
+    assert [t.name for t in config.tasks] == ["sms_spam", "financial_phrasebank", "humor", "tweet_sarcasm"]
     assert config.generation.backend == "local"
     assert config.training.backbones == ("minilm",)
     assert config.conditions == CONDITIONS

@@ -24,10 +24,10 @@ def test_parse_choice_reads_one_task_or_nothing(reply, choice):
     assert parse_choice(reply) == choice
 
 
-def test_prompt_shows_what_a_worker_sees(shared_data):
-    a, b = get_task("ag_news"), get_task("tweet_irony")
-    a_ex = task_examples(a, 2, shared_data, seed=1)
-    b_ex = task_examples(b, 2, shared_data, seed=1)
+def test_prompt_shows_what_a_worker_sees(task_data):
+    a, b = get_task("fewrel"), get_task("tweet_sarcasm")
+    a_ex = task_examples(a, 2, task_data, seed=1)
+    b_ex = task_examples(b, 2, task_data, seed=1)
     assert len(a_ex) == 2 and len(b_ex) == 2
     system, user = judge_messages(a, a_ex, b, b_ex)
     text = user.content
@@ -49,12 +49,12 @@ def test_judge_config_rejects_bad_settings():
 
 
 @pytest.mark.slow
-def test_judge_with_the_local_model_writes_valid_llm_judgments(tmp_path, shared_data):
+def test_judge_with_the_local_model_writes_valid_llm_judgments(tmp_path, task_data):
     out = tmp_path / "llm.jsonl"
     result = CliRunner().invoke(
         cli,
-        ["judge", "--tasks", "ag_news,tweet_irony", "--backend", "local", "--per-pair", "2", "--examples", "2",
-         "--data", str(shared_data), "--no-cache", "--out", str(out)],
+        ["judge", "--tasks", "fewrel,tweet_sarcasm", "--backend", "local", "--per-pair", "2", "--examples", "2",
+         "--data", str(task_data), "--no-cache", "--out", str(out)],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
@@ -64,7 +64,7 @@ def test_judge_with_the_local_model_writes_valid_llm_judgments(tmp_path, shared_
     assert len(judgments) + unparsed == 2 and judgments
     # both presentation orders are asked, so position bias cancels over pairs
     orders = {(j.left, j.right) for j in judgments}
-    assert orders <= {("ag_news", "tweet_irony"), ("tweet_irony", "ag_news")}
+    assert orders <= {("fewrel", "tweet_sarcasm"), ("tweet_sarcasm", "fewrel")}
     for j in judgments:
         assert j.winner in (j.left, j.right)
         assert j.extra["source"] == j.worker and j.worker.startswith("llm:SmolLM2-135M-Instruct")
@@ -73,6 +73,6 @@ def test_judge_with_the_local_model_writes_valid_llm_judgments(tmp_path, shared_
 
 
 def test_judge_needs_two_distinct_tasks(tmp_path):
-    result = CliRunner().invoke(cli, ["judge", "--tasks", "ag_news", "--out", str(tmp_path / "x.jsonl")])
+    result = CliRunner().invoke(cli, ["judge", "--tasks", "fewrel", "--out", str(tmp_path / "x.jsonl")])
     assert result.exit_code == 2
     assert "at least 2 distinct tasks" in result.output

@@ -151,7 +151,7 @@ def test_changed_gammas_redo_only_the_stratified_steps(study, tmp_path):
 
 def test_judgments_add_the_ranking_and_llm_kendall_tau(study, tmp_path):
     config, runs, _ = study
-    tasks = ["ag_news", "sms_spam", "financial_phrasebank", "tweet_irony"]
+    tasks = ["fewrel", "sms_spam", "financial_phrasebank", "tweet_sarcasm"]
     crowd, llm = [], []
     for i, left in enumerate(tasks):
         for right in tasks[i + 1:]:
@@ -168,7 +168,7 @@ def test_judgments_add_the_ranking_and_llm_kendall_tau(study, tmp_path):
     md = outcome.files.markdown.read_text(encoding="utf-8")
     assert "not measured" not in md
     assert "Bradley–Terry objectivity scores from 18 judgments" in md
-    assert "| 1 | ag_news |" in md and "| 4 | tweet_irony |" in md
+    assert "| 1 | fewrel |" in md and "| 4 | tweet_sarcasm |" in md
     assert "Kendall τ between the llm:test-model ranking and the crowd ranking: **1.000**" in md
     # one task with results cannot give a correlation: the report says why instead of inventing one
     assert "need at least 3 tasks with both a score and a gap" in md
@@ -177,7 +177,7 @@ def test_judgments_add_the_ranking_and_llm_kendall_tau(study, tmp_path):
 
 def test_llm_judgments_passed_as_crowd_judgments_are_refused(study, tmp_path):
     config, runs, _ = study
-    rows = [Judgment(left="ag_news", right="humor", winner="ag_news", study="test-data", worker="llm:m",
+    rows = [Judgment(left="fewrel", right="humor", winner="fewrel", study="test-data", worker="llm:m",
                      extra={"source": "llm:m"})]
     write_records(tmp_path / "llm.jsonl", rows)
     with pytest.raises(ValueError, match="pass them as --llm-judgments"):
@@ -209,7 +209,7 @@ def test_crowd_judgments_are_read_from_a_pairwise_study_in_the_database(study, t
     app = create_app({"DATABASE_URL": url, "ADMIN_TOKEN": "t0ken", "AUTO_MIGRATE": True})
     client = app.test_client()
     admin = {"Authorization": "Bearer t0ken"}
-    tasks = ["ag_news", "sms_spam", "tweet_irony"]
+    tasks = ["fewrel", "sms_spam", "tweet_sarcasm"]
     assert client.post("/api/v1/studies", json={"name": "objectivity", "kind": "pairwise"}, headers=admin).status_code == 201
     assert client.post("/api/v1/studies/objectivity/items", json={"tasks": tasks}, headers=admin).status_code == 201
     answered = 0

@@ -129,7 +129,7 @@ def fresh_database(kind: str, tmp_path: Path, request) -> str:
 
 
 @pytest.fixture
-def make_app(tmp_path, request, shared_data) -> Iterator[Callable[..., Any]]:
+def make_app(tmp_path, request, task_data) -> Iterator[Callable[..., Any]]:
     """Factory: `make_app(db="sqlite" | "postgres" | URL, **config)` -> a Flask app on a fresh migrated database."""
     from annotation_server.app import create_app, get_state
 
@@ -137,7 +137,7 @@ def make_app(tmp_path, request, shared_data) -> Iterator[Callable[..., Any]]:
 
     def factory(db: str = "sqlite", **config: Any):
         url = fresh_database(db, tmp_path, request)
-        app = create_app({"DATABASE_URL": url, "ADMIN_TOKEN": ADMIN, "DATA_DIR": str(shared_data),
+        app = create_app({"DATABASE_URL": url, "ADMIN_TOKEN": ADMIN, "DATA_DIR": str(task_data),
                           "INSTANCE_PATH": str(tmp_path / "instance"), **config})
         app.config["TESTING"] = True
         apps.append(app)

@@ -43,8 +43,8 @@ def pairwise(app, api_client):
     api = api_client(app)
     assert api.create_study(name="pw", kind="pairwise", judgments_per_pair=3,
                             title="Objectivity <script>alert(1)</script>").status == 201
-    assert api.add_items("pw", tasks=["ag_news", "sms_spam", "tweet_irony"]).status == 201
-    order = ["ag_news", "sms_spam", "tweet_irony"]  # ag_news wins over sms_spam wins over tweet_irony
+    assert api.add_items("pw", tasks=["fewrel", "sms_spam", "tweet_sarcasm"]).status == 201
+    order = ["fewrel", "sms_spam", "tweet_sarcasm"]  # fewrel wins over sms_spam wins over tweet_sarcasm
     counts = [answer_all(api, "pw", f"w{k}", lambda a: {"winner": min(a["left"]["task"], a["right"]["task"],
                                                                            key=order.index)})
               for k in range(3)]
@@ -52,12 +52,12 @@ def pairwise(app, api_client):
 
 
 @pytest.fixture
-def labeling(app, api_client, shared_data):
+def labeling(app, api_client, task_data):
     """A labeling study over real SMS texts with one gold item, answered by three workers."""
     api = api_client(app)
     assert api.create_study(name="lab", kind="labeling", task="sms_spam", labels_per_item=3,
                             gold_every=3).status == 201
-    examples = load_split(get_task("sms_spam"), "test", data_dir=shared_data, limit_per_label=2)
+    examples = load_split(get_task("sms_spam"), "test", data_dir=task_data, limit_per_label=2)
     gold = {"id": "gold-1", "text": "WINNER!! Claim your free prize now, text WIN to 80086", "answer": "spam"}
     r = api.add_items("lab", examples=[{"id": e.id, "text": e.text} for e in examples], gold=[gold])
     assert r.status == 201
@@ -128,7 +128,7 @@ def test_pairwise_study_page_shows_ranking_position_bias_workers_and_export(clie
     assert page.headers["Cache-Control"] == "no-store"
     html = page.get_data(as_text=True)
     ranking = table(html, "ranking")
-    assert [row[1] for row in ranking] == ["ag_news", "sms_spam", "tweet_irony"]
+    assert [row[1] for row in ranking] == ["fewrel", "sms_spam", "tweet_sarcasm"]
     for row in ranking:
         low, high = (float(x) for x in row[3].strip("[]").split(","))
         assert low <= float(row[2]) <= high

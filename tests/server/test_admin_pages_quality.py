@@ -14,7 +14,7 @@ from annotation_server.testing import answer_everything as work
 from annotation_server.testing import answer_quality_study
 from annotation_server.testing import html_table as table
 
-PAIR_TASKS = ["ag_news", "sms_spam", "financial_phrasebank", "tweet_irony"]  # most to least objective here
+PAIR_TASKS = ["fewrel", "sms_spam", "financial_phrasebank", "tweet_sarcasm"]  # most to least objective here
 
 
 def text_of(html: str, element_id: str) -> str:
@@ -36,11 +36,11 @@ def quality_app(make_app, clock):
 
 
 @pytest.fixture
-def labeled(quality_app, clock, api_client, shared_data):
+def labeled(quality_app, clock, api_client, task_data):
     """Labeling study "qc" (6 real SMS messages, 4 labels each, 2 gold items + 1 attention check every 2nd
     unit): careful-1/2 answer truly at 6 s a unit, `hasty` truly at 0.5 s, `careless` falsely at 6 s."""
     api = api_client(quality_app)
-    answer_quality_study(api, clock, shared_data, "qc")
+    answer_quality_study(api, clock, task_data, "qc")
 
 
 @pytest.fixture
@@ -51,8 +51,8 @@ def judged(quality_app, clock, api_client):
     api = api_client(quality_app)
     assert api.create_study(name="pw", kind="pairwise", judgments_per_pair=5, gold_every=2,
                             title="Objectivity <i>ranking</i>").status == 201
-    gold = [{"id": "attention-news-vs-irony", "left": "ag_news", "right": "tweet_irony", "answer": "ag_news"},
-            {"id": "gold-spam-vs-irony", "left": "tweet_irony", "right": "sms_spam", "answer": "sms_spam"}]
+    gold = [{"id": "attention-news-vs-irony", "left": "fewrel", "right": "tweet_sarcasm", "answer": "fewrel"},
+            {"id": "gold-spam-vs-irony", "left": "tweet_sarcasm", "right": "sms_spam", "answer": "sms_spam"}]
     assert api.add_items("pw", tasks=PAIR_TASKS, gold=gold).status == 201
 
     def answer_as(worker: str) -> int:

@@ -73,7 +73,7 @@ def test_next_is_null_when_the_answer_was_the_workers_last_unit(db_app, api_clie
 def test_a_pairwise_answer_with_next_carries_the_next_pair(db_app, api_client):
     api = api_client(db_app)
     assert api.create_study(name="pw", kind="pairwise", judgments_per_pair=1, examples_per_task=1).status == 201
-    assert api.add_items("pw", tasks=["sms_spam", "humor", "tweet_irony"]).status == 201
+    assert api.add_items("pw", tasks=["sms_spam", "humor", "tweet_sarcasm"]).status == 201
     token = api.session("pw", "w1")
     first = api.next("pw", token).json
     r = _answer_next(api, first["assignment"], token, winner=first["left"]["task"])

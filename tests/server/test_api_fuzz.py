@@ -25,14 +25,14 @@ _covered: dict[str, Counter] = defaultdict(Counter)
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(tmp_path_factory, shared_data):
+def fuzz_target(tmp_path_factory, task_data):
     """A fresh app with a labeling study, a worker session holding a lease, and the worker's token."""
     from annotation_server.app import create_app, get_state
     from annotation_server.schema import upgrade
 
     path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
     upgrade(f"sqlite:///{path}")
-    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "ADMIN_TOKEN": "fuzz-admin", "DATA_DIR": str(shared_data),
+    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "ADMIN_TOKEN": "fuzz-admin", "DATA_DIR": str(task_data),
                       "INSTANCE_PATH": str(path.parent / "instance")})
     client = app.test_client()
     admin = {"Authorization": "Bearer fuzz-admin"}

@@ -61,7 +61,7 @@ def test_a_folder_that_cannot_keep_the_key_stops_the_app_with_what_to_set(tmp_pa
     assert app.secret_key == (tmp_path / "ok" / "secret_key").read_text()
 
 
-def test_plain_gunicorn_with_several_processes_and_no_secret_key_accepts_every_form_post(tmp_path, shared_data):
+def test_plain_gunicorn_with_several_processes_and_no_secret_key_accepts_every_form_post(tmp_path, task_data):
     from annotation_server.schema import upgrade
     from annotation_server.testing import free_port
 
@@ -74,7 +74,7 @@ def test_plain_gunicorn_with_several_processes_and_no_secret_key_accepts_every_f
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "SUBJLAB_SECRET_KEY"}
     env.update(SUBJLAB_DATABASE_URL=db_url, SUBJLAB_ADMIN_TOKEN="t", SUBJLAB_INSTANCE_PATH=str(tmp_path / "instance"),
-               SUBJLAB_DATA=str(shared_data))
+               SUBJLAB_DATA=str(task_data))
     log = open(tmp_path / "gunicorn.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "3", "-b", f"127.0.0.1:{port}",
                              "annotation_server.app:create_app()"], cwd=REPO, env=env, stdout=log,

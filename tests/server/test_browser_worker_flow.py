@@ -74,7 +74,7 @@ def completion_code(page, study: str) -> str:
 def test_worker_clicks_through_a_pairwise_study_on_a_phone_and_the_judgments_land(browser, live_server,
                                                                                    api_client):
     api = api_client(live_server.url)
-    tasks = ["ag_news", "sms_spam", "humor"]
+    tasks = ["fewrel", "sms_spam", "humor"]
     assert api.create_study(name="b-pairwise", kind="pairwise", judgments_per_pair=1).status == 201
     assert api.add_items("b-pairwise", tasks=tasks).status == 201
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
@@ -115,9 +115,9 @@ def test_worker_clicks_through_a_pairwise_study_on_a_phone_and_the_judgments_lan
 
 
 def test_worker_labels_a_whole_study_and_injected_script_stays_text(browser, live_server, api_client,
-                                                                      shared_data, tmp_path):
+                                                                      task_data, tmp_path):
     api = api_client(live_server.url)
-    real = load_split(get_task("sms_spam"), "test", data_dir=shared_data, limit_per_label=2)
+    real = load_split(get_task("sms_spam"), "test", data_dir=task_data, limit_per_label=2)
     truth = {e.text: e.label for e in real}
     truth[XSS] = "spam"
     assert api.create_study(name="b-labeling", kind="labeling", task="sms_spam", labels_per_item=1,
@@ -161,11 +161,11 @@ def test_worker_labels_a_whole_study_and_injected_script_stays_text(browser, liv
 def test_admin_logs_in_and_sees_the_dashboard_with_its_figures(browser, live_server, api_client):
     api = api_client(live_server.url)
     assert api.create_study(name="b-admin", kind="pairwise", judgments_per_pair=2).status == 201
-    assert api.add_items("b-admin", tasks=["imdb", "tweet_irony"]).status == 201
+    assert api.add_items("b-admin", tasks=["humor", "tweet_sarcasm"]).status == 201
     for worker in ("a1", "a2"):
         token = api.session("b-admin", worker)
         nxt = api.next("b-admin", token)
-        assert api.answer(nxt.json["assignment"], token, winner="imdb").status == 201
+        assert api.answer(nxt.json["assignment"], token, winner="humor").status == 201
     context = browser.new_context()
     page = context.new_page()
     watch = PageWatch(page)
@@ -174,13 +174,13 @@ def test_admin_logs_in_and_sees_the_dashboard_with_its_figures(browser, live_ser
     page.click("#login")
     page.wait_for_url("**/admin/studies/b-admin")
     assert [t.strip() for t in page.locator("#ranking tbody td:nth-child(2)").all_text_contents()] == \
-        ["imdb", "tweet_irony"]
+        ["humor", "tweet_sarcasm"]
     for img in ("#ranking-plot", "#position-plot"):
         page.wait_for_function("(s) => { const i = document.querySelector(s); return i.complete && i.naturalWidth > 0; }",
                                arg=img, timeout=TIMEOUT_MS)
     with page.expect_download() as download:
         page.click("#export-link")
     lines = open(download.value.path(), encoding="utf-8").read().splitlines()
-    assert len(lines) == 2 and all(json.loads(line)["winner"] == "imdb" for line in lines)
+    assert len(lines) == 2 and all(json.loads(line)["winner"] == "humor" for line in lines)
     assert not watch.dialogs and not watch.problems, watch.problems
     context.close()

@@ -17,17 +17,17 @@ def run(*args: str, ok: bool = True):
     return result
 
 
-def test_study_lifecycle_from_the_command_line(tmp_path, shared_data):
+def test_study_lifecycle_from_the_command_line(tmp_path, task_data):
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     assert "schema revision" in run("db", "upgrade", "--db", db).output
-    out = json.loads(run("study", "create", "irony", "--kind", "labeling", "--task", "tweet_irony",
+    out = json.loads(run("study", "create", "irony", "--kind", "labeling", "--task", "tweet_sarcasm",
                          "--labels-per-item", "1", "--db", db, "--format", "json").output)
     assert out["kind"] == "labeling" and out["labels_per_item"] == 1
     added = json.loads(run("study", "add", "irony", "--from-split", "test", "--limit-per-label", "2",
-                           "--data", str(shared_data), "--db", db, "--format", "json").output)
+                           "--data", str(task_data), "--db", db, "--format", "json").output)
     assert added == {"study": "irony", "added": {"examples": 4}, "units": 4}
     run("study", "create", "obj", "--kind", "pairwise", "--judgments-per-pair", "2", "--db", db)
-    text = run("study", "add", "obj", "--task", "sms_spam", "--task", "humor", "--data", str(shared_data), "--db", db).output
+    text = run("study", "add", "obj", "--task", "sms_spam", "--task", "humor", "--data", str(task_data), "--db", db).output
     assert "added 2 tasks; 1 units" in text
     listed = json.loads(run("study", "list", "--db", db, "--format", "json").output)
     assert [(s["name"], s["units"]) for s in listed] == [("irony", 4), ("obj", 1)]
@@ -39,14 +39,14 @@ def test_study_lifecycle_from_the_command_line(tmp_path, shared_data):
     c = app.test_client()
     token = c.post("/api/v1/studies/irony/sessions", json={"worker_id": "w1"}).get_json()["token"]
     a = c.get("/api/v1/studies/irony/next", headers={"Authorization": f"Bearer {token}"}).get_json()
-    assert c.post(f"/api/v1/assignments/{a['assignment']}", json={"label": "irony"},
+    assert c.post(f"/api/v1/assignments/{a['assignment']}", json={"label": "sarcastic"},
                   headers={"Authorization": f"Bearer {token}"}).status_code == 201
     progress = json.loads(run("study", "progress", "irony", "--db", db, "--format", "json").output)
     assert progress["answered"] == 1 and progress["workers"] == 1
     out_file = tmp_path / "labels.jsonl"
     run("study", "export", "irony", "-o", str(out_file), "--db", db)
     labels = read_labels(out_file)
-    assert [(x.extra["assignment"], x.worker, x.label) for x in labels] == [(a["assignment"], "w1", "irony")]
+    assert [(x.extra["assignment"], x.worker, x.label) for x in labels] == [(a["assignment"], "w1", "sarcastic")]
     assert "closed" in run("study", "close", "irony", "--db", db).output
     assert json.loads(run("study", "list", "--db", db, "--format", "json").output)[0]["status"] == "closed"
 

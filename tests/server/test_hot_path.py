@@ -62,11 +62,11 @@ def _cycles(api, counter, study, token, choose, n):
     return per_cycle
 
 
-def test_a_labeling_next_and_answer_cycle_takes_at_most_eight_statements(counted, api_client, shared_data):
+def test_a_labeling_next_and_answer_cycle_takes_at_most_eight_statements(counted, api_client, task_data):
     app, counter = counted
     api = api_client(app)
     api.create_study(name="cheap", kind="labeling", task="sms_spam", labels_per_item=3, max_per_worker=10)
-    rows = load_split(REGISTRY["sms_spam"], "test", shared_data, limit_per_label=10)
+    rows = load_split(REGISTRY["sms_spam"], "test", task_data, limit_per_label=10)
     api.add_items("cheap", examples=[{"id": ex.id, "text": ex.text} for ex in rows])
     token = api.session("cheap", "w1")
     api.next("cheap", token)  # the first request of a token may read the study's metadata into the cache
@@ -82,7 +82,7 @@ def test_a_pairwise_next_and_answer_cycle_takes_at_most_eight_statements(counted
     app, counter = counted
     api = api_client(app)
     api.create_study(name="cheap-pw", kind="pairwise", judgments_per_pair=2, examples_per_task=1)
-    api.add_items("cheap-pw", tasks=["sms_spam", "humor", "tweet_irony", "sarcasm_news"])
+    api.add_items("cheap-pw", tasks=["sms_spam", "humor", "tweet_sarcasm", "reddit_emotion"])
     token = api.session("cheap-pw", "w1")
     first = api.next("cheap-pw", token).json
     api.answer(first["assignment"], token, winner=first["left"]["task"])
@@ -95,11 +95,11 @@ def test_a_pairwise_next_and_answer_cycle_takes_at_most_eight_statements(counted
         assert db.scalar(select(func.sum(TaskPair.n_answers))) == 5  # the unit counters moved with the answers
 
 
-def test_a_bulk_add_leaves_postgres_with_fresh_planner_statistics(make_app, api_client, shared_data):
+def test_a_bulk_add_leaves_postgres_with_fresh_planner_statistics(make_app, api_client, task_data):
     app = make_app(db="postgres")
     api = api_client(app)
-    api.create_study(name="stats", kind="labeling", task="ag_news", labels_per_item=3)
-    rows = load_split(REGISTRY["ag_news"], "train", shared_data)[:400]
+    api.create_study(name="stats", kind="labeling", task="financial_phrasebank", labels_per_item=3)
+    rows = load_split(REGISTRY["financial_phrasebank"], "train", task_data)[:400]
     assert api.add_items("stats", examples=[{"id": ex.id, "text": ex.text} for ex in rows]).status == 201
     with session_scope(get_state(app).engine) as db:
         tuples = dict(db.execute(text("SELECT relname, reltuples FROM pg_class WHERE relname IN ('item', 'assignment')")).all())
@@ -134,7 +134,7 @@ def test_labeling_attention_checks_are_scored_by_the_single_statement_answer(db_
 def test_pairwise_attention_check_answers_are_scored_on_both_databases(db_app, api_client):
     api = api_client(db_app)
     api.create_study(name="pg", kind="pairwise", judgments_per_pair=1, gold_every=2, examples_per_task=1)
-    api.add_items("pg", tasks=["sms_spam", "humor", "tweet_irony"],
+    api.add_items("pg", tasks=["sms_spam", "humor", "tweet_sarcasm"],
                   gold=[{"left": "sms_spam", "right": "humor", "answer": "sms_spam"}])
     token = api.session("pg", "w1")
     n = 0
@@ -151,10 +151,10 @@ def test_pairwise_attention_check_answers_are_scored_on_both_databases(db_app, a
 def test_a_winner_from_another_pair_is_refused_and_changes_nothing(db_app, api_client):
     api = api_client(db_app)
     api.create_study(name="other", kind="pairwise", judgments_per_pair=1, examples_per_task=1)
-    api.add_items("other", tasks=["sms_spam", "humor", "tweet_irony"])
+    api.add_items("other", tasks=["sms_spam", "humor", "tweet_sarcasm"])
     token = api.session("other", "w1")
     a = api.next("other", token).json
-    outsider = ({"sms_spam", "humor", "tweet_irony"} - {a["left"]["task"], a["right"]["task"]}).pop()
+    outsider = ({"sms_spam", "humor", "tweet_sarcasm"} - {a["left"]["task"], a["right"]["task"]}).pop()
     r = api.answer(a["assignment"], token, winner=outsider)
     assert r.status == 422 and r.json["error"]["field"] == "winner"
     assert api.admin_get("/studies/other/progress").json["answered"] == 0

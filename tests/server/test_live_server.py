@@ -15,7 +15,7 @@ import pytest
 def test_a_pairwise_study_end_to_end_over_http(live_server, api_client):
     api = api_client(live_server.url)
     assert api.create_study(name="live-pw", kind="pairwise", judgments_per_pair=2, examples_per_task=1).status == 201
-    assert api.add_items("live-pw", tasks=["sms_spam", "humor", "tweet_irony"]).status == 201
+    assert api.add_items("live-pw", tasks=["sms_spam", "humor", "tweet_sarcasm"]).status == 201
     token = api.session("live-pw", "w1")
     answered = []
     while (r := api.next("live-pw", token)).status == 200:

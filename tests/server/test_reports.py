@@ -7,7 +7,7 @@ import itertools
 from subjlab.data import load_split
 from subjlab.tasks import REGISTRY
 
-TASKS = ["sms_spam", "ag_news", "humor", "tweet_irony"]
+TASKS = ["sms_spam", "fewrel", "humor", "tweet_sarcasm"]
 OBJECTIVITY = {t: i for i, t in enumerate(reversed(TASKS))}  # sms_spam most objective in this simulated crowd
 
 
@@ -33,9 +33,9 @@ def test_ranking_recovers_the_crowds_order_with_intervals_and_position_bias(api)
     assert progress["answers_per_worker"] == {"min": 6, "median": 6, "max": 6}
 
 
-def test_agreement_report_matches_the_labels_given(api, shared_data):
+def test_agreement_report_matches_the_labels_given(api, task_data):
     api.create_study(name="ag", kind="labeling", task="sms_spam", labels_per_item=3)
-    rows = load_split(REGISTRY["sms_spam"], "test", shared_data, limit_per_label=2)
+    rows = load_split(REGISTRY["sms_spam"], "test", task_data, limit_per_label=2)
     api.add_items("ag", examples=[{"id": ex.id, "text": ex.text} for ex in rows])
     gold = {ex.text: ex.label for ex in rows}
     for w in range(3):

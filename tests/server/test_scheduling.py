@@ -18,7 +18,7 @@ from annotation_server.models import Assignment
 from subjlab.data import load_split
 from subjlab.tasks import REGISTRY
 
-TASKS = ["sms_spam", "humor", "tweet_irony", "sarcasm_news"]
+TASKS = ["sms_spam", "humor", "tweet_sarcasm", "reddit_emotion"]
 
 
 def _work_until_done(api, study, token, choose):
@@ -64,10 +64,10 @@ def test_pairs_with_fewest_judgments_are_served_first(api):
     assert len(set(first)) == 3  # three workers' first units went to three different pairs
 
 
-def test_labeling_gives_each_item_to_k_distinct_workers_fewest_labels_first(db_app, api_client, shared_data):
+def test_labeling_gives_each_item_to_k_distinct_workers_fewest_labels_first(db_app, api_client, task_data):
     api = api_client(db_app)
     api.create_study(name="lab", kind="labeling", task="sms_spam", labels_per_item=2)
-    rows = load_split(REGISTRY["sms_spam"], "test", shared_data, limit_per_label=2)
+    rows = load_split(REGISTRY["sms_spam"], "test", task_data, limit_per_label=2)
     api.add_items("lab", examples=[{"id": ex.id, "text": ex.text} for ex in rows])
     tokens = [api.session("lab", f"w{i}") for i in range(3)]
     # round-robin so that all three workers compete for the four items
@@ -202,8 +202,8 @@ def test_attention_checks_look_exactly_like_regular_units(db_app, api_client):
 def test_pairwise_attention_checks_carry_the_same_fields_as_regular_pairs(db_app, api_client):
     api = api_client(db_app)
     api.create_study(name="hide-pw", kind="pairwise", judgments_per_pair=1, gold_every=3, examples_per_task=1)
-    api.add_items("hide-pw", tasks=["sms_spam", "humor", "tweet_irony", "ag_news"],
-                  gold=[{"id": "attention-pair", "left": "ag_news", "right": "humor", "answer": "ag_news"}])
+    api.add_items("hide-pw", tasks=["sms_spam", "humor", "tweet_sarcasm", "reddit_emotion"],
+                  gold=[{"id": "attention-pair", "left": "sms_spam", "right": "humor", "answer": "sms_spam"}])
     token = api.session("hide-pw", "w1")
     shown = []
     while (r := api.next("hide-pw", token)).status == 200:

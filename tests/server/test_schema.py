@@ -56,7 +56,7 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(app):
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 
 
-def test_database_rejects_a_second_label_by_the_same_worker_for_an_item(db_app, api_client, shared_data):
+def test_database_rejects_a_second_label_by_the_same_worker_for_an_item(db_app, api_client, task_data):
     api = api_client(db_app)
     assert api.create_study(name="uq", kind="labeling", task="sms_spam", labels_per_item=2).status == 201
     assert api.add_items("uq", examples=[{"id": "a", "text": "hello there"}]).status == 201

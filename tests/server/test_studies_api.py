@@ -6,17 +6,17 @@ from subjlab.data import load_split
 from subjlab.tasks import OBJECTIVITY_DEFINITION, REGISTRY
 
 
-def test_pairwise_study_gets_every_pair_with_real_example_texts(db_app, api_client, shared_data):
+def test_pairwise_study_gets_every_pair_with_real_example_texts(db_app, api_client, task_data):
     api = api_client(db_app)
     r = api.create_study(name="obj", kind="pairwise", judgments_per_pair=4, examples_per_task=2)
     assert r.status == 201 and r.json["kind"] == "pairwise" and r.json["judgments_per_pair"] == 4
-    r = api.add_items("obj", tasks=["sms_spam", "humor", "tweet_irony"])
+    r = api.add_items("obj", tasks=["sms_spam", "humor", "tweet_sarcasm"])
     assert r.status == 201 and r.json == {"study": "obj", "added": {"tasks": 3}, "units": 3}
     info = api.request("GET", "/studies/obj").json
     assert info["definition"] == OBJECTIVITY_DEFINITION and info["kind"] == "pairwise"
     token = api.session("obj", "w1")
     a = api.next("obj", token).json
-    train_texts = {ex.text for t in ("sms_spam", "humor", "tweet_irony") for ex in load_split(REGISTRY[t], "train", shared_data)}
+    train_texts = {ex.text for t in ("sms_spam", "humor", "tweet_sarcasm") for ex in load_split(REGISTRY[t], "train", task_data)}
     for side in ("left", "right"):
         card = a[side]
         spec = REGISTRY[card["task"]]
@@ -28,7 +28,7 @@ def test_pairwise_study_gets_every_pair_with_real_example_texts(db_app, api_clie
 
 
 def test_task_spec_with_its_own_examples_is_added_verbatim(api):
-    spec = dict(REGISTRY["imdb"].to_dict(), name="my_reviews", examples=["<b>Great</b> film", "Dull & slow"])
+    spec = dict(REGISTRY["humor"].to_dict(), name="my_reviews", examples=["<b>Great</b> film", "Dull & slow"])
     assert api.create_study(name="custom", kind="pairwise", examples_per_task=2).status == 201
     assert api.add_items("custom", tasks=[spec, "sms_spam"]).status == 201
     token = api.session("custom", "w1")
@@ -37,17 +37,17 @@ def test_task_spec_with_its_own_examples_is_added_verbatim(api):
     assert card["examples"] == ["<b>Great</b> film", "Dull & slow"]  # data, unescaped: pages escape
 
 
-def test_labeling_study_keeps_extra_fields_and_serves_items_with_labels(db_app, api_client, shared_data):
+def test_labeling_study_keeps_extra_fields_and_serves_items_with_labels(db_app, api_client, task_data):
     api = api_client(db_app)
-    r = api.create_study(name="irony", kind="labeling", task="tweet_irony", labels_per_item=3)
-    assert r.status == 201 and r.json["task"] == "tweet_irony" and r.json["labels_per_item"] == 3
-    rows = load_split(REGISTRY["tweet_irony"], "test", shared_data, limit_per_label=2)
+    r = api.create_study(name="irony", kind="labeling", task="tweet_sarcasm", labels_per_item=3)
+    assert r.status == 201 and r.json["task"] == "tweet_sarcasm" and r.json["labels_per_item"] == 3
+    rows = load_split(REGISTRY["tweet_sarcasm"], "test", task_data, limit_per_label=2)
     examples = [dict(ex.extra, id=ex.id, text=ex.text) for ex in rows]
     r = api.add_items("irony", examples=examples)
     assert r.status == 201 and r.json["added"] == {"examples": 4} and r.json["units"] == 4
     token = api.session("irony", "w1")
     a = api.next("irony", token).json
-    assert a["kind"] == "labeling" and a["labels"] == ["non_irony", "irony"]
+    assert a["kind"] == "labeling" and a["labels"] == ["not_sarcastic", "sarcastic"]
     assert a["item"]["text"] in {ex.text for ex in rows}
     assert a["progress"] == {"answered": 0, "target": 4}
 
@@ -129,7 +129,7 @@ def test_a_task_added_twice_to_a_pairwise_study_is_409_and_changes_nothing_even_
         r = api.add_items("pw2", tasks=tasks)
         assert r.status == 409 and r.json["error"]["field"] == field, r.text
     assert db_rows(db_app) == before  # not even imdb, given before the repeated task
-    replies = _at_once(db_app, 3, lambda c: c.post("/api/v1/studies/pw2/items", json={"tasks": ["tweet_irony"]},
+    replies = _at_once(db_app, 3, lambda c: c.post("/api/v1/studies/pw2/items", json={"tasks": ["tweet_sarcasm"]},
                                                    headers=ADMIN_HEADERS))
     assert sorted(r.status_code for r in replies) == [201, 409, 409], [r.get_data(as_text=True) for r in replies]
     assert api.admin_get("/studies").json["studies"][0]["units"] == 3  # one new task: two new pairs

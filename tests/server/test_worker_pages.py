@@ -83,13 +83,13 @@ def session_count(app) -> int:
 
 
 @pytest.fixture
-def studies(app, api_client, shared_data):
+def studies(app, api_client, task_data):
     """A pairwise study over three registry tasks and a labeling study over real SMS texts plus an XSS item."""
     api = api_client(app)
     assert api.create_study(name="pw", kind="pairwise", judgments_per_pair=1).status == 201
-    assert api.add_items("pw", tasks=["sms_spam", "imdb", "ag_news"]).status == 201
+    assert api.add_items("pw", tasks=["sms_spam", "humor", "fewrel"]).status == 201
     assert api.create_study(name="lab", kind="labeling", task="sms_spam", labels_per_item=2).status == 201
-    texts = load_split(get_task("sms_spam"), "test", data_dir=shared_data, limit_per_label=1)
+    texts = load_split(get_task("sms_spam"), "test", data_dir=task_data, limit_per_label=1)
     examples = [{"id": e.id, "text": e.text} for e in texts] + [{"id": "xss", "text": XSS}]
     assert api.add_items("lab", examples=examples).status == 201
     assert api.create_study(name="xss", kind="labeling", task=HTML_TASK, labels_per_item=1,

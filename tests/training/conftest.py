@@ -45,10 +45,10 @@ def sms_task():
 
 
 @pytest.fixture(scope="session")
-def sms(shared_data, sms_task) -> Slices:
+def sms(task_data, sms_task) -> Slices:
     return Slices(
-        train=load_split(sms_task, "train", shared_data, limit_per_label=20, seed=0),
-        eval=load_split(sms_task, "test", shared_data, limit_per_label=8, seed=0),
+        train=load_split(sms_task, "train", task_data, limit_per_label=20, seed=0),
+        eval=load_split(sms_task, "test", task_data, limit_per_label=8, seed=0),
     )
 
 

@@ -16,7 +16,7 @@ QUICK_FLAGS = ["--max-steps", "3", "--batch-size", "8", "--max-length", "64", "-
 
 @pytest.mark.slow
 def test_train_on_real_sample_plus_two_files_evaluates_on_the_real_test_split_and_writes_every_output(
-    sms, shared_data, tmp_path
+    sms, task_data, tmp_path
 ):
     half = len(sms.train) // 2
     write_records(tmp_path / "a.jsonl", sms.train[:half])
@@ -24,7 +24,7 @@ def test_train_on_real_sample_plus_two_files_evaluates_on_the_real_test_split_an
     out = tmp_path / "run"
     res = CliRunner().invoke(cli, [
         "train", "--task", "sms_spam", "--train", "real:3", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"),
-        "--eval", "real", "--eval-limit-per-label", "5", "--data", str(shared_data), "--out", str(out),
+        "--eval", "real", "--eval-limit-per-label", "5", "--data", str(task_data), "--out", str(out),
         "--format", "json", *QUICK_FLAGS,
     ])
     assert res.exit_code == 0, res.output + res.stderr
@@ -34,7 +34,7 @@ def test_train_on_real_sample_plus_two_files_evaluates_on_the_real_test_split_an
     assert written["train_size"] + written["val_size"] == len(sms.train) + 6  # real:3 = 3 per label
     assert written["eval_size"] == 10 and written["steps"] == 3
     assert written["config"]["provenance"]["train"] == ["real:3", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")]
-    assert written["config"]["provenance"]["data_dir"] == str(shared_data)
+    assert written["config"]["provenance"]["data_dir"] == str(task_data)
     preds = read_predictions(out / "predictions.jsonl")
     assert len(preds) == 10 and all(p.id.startswith("sms_spam:test:") for p in preds)
     assert (out / "model" / "config.json").is_file()

@@ -1,0 +1,145 @@
+"""Where data comes from: --data, then $SUBJLAB_DATA, then the slices bundled in the package, which
+carry their licences, attribution and provenance and match what the manifest says of them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from subjlab.data import BUNDLED_DATA_DIR, bundled_tasks, data_source, load_split, resolve_data_dir, split_path
+from subjlab.tasks import REGISTRY
+
+REPO = Path(__file__).resolve().parents[2]
+#: Licences under which a task may be bundled (the issue's list: MIT, Apache-2.0, CC BY, CC BY-NC-SA).
+REDISTRIBUTABLE = {"MIT", "Apache-2.0", "CC-BY-4.0", "CC-BY-NC-SA-3.0"}
+
+
+def _manifest() -> dict:
+    return json.loads((BUNDLED_DATA_DIR / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_without_data_or_env_the_bundled_slices_are_used_even_beside_a_shared_folder(tmp_path, monkeypatch):
+    (tmp_path / "shared" / "datasets" / "sms_spam").mkdir(parents=True)
+    (tmp_path / "shared" / "datasets" / "sms_spam" / "train.jsonl").write_text('{"text": "x", "label": "ham"}\n')
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")  # ../shared/datasets exists relative to the working directory
+    monkeypatch.delenv("SUBJLAB_DATA", raising=False)
+    assert resolve_data_dir() == BUNDLED_DATA_DIR
+    assert data_source() == f"the data bundled with subjlab ({BUNDLED_DATA_DIR})"
+    assert len(load_split(REGISTRY["sms_spam"], "train")) == 400
+
+
+def test_env_beats_bundled_and_explicit_beats_env(tmp_path, monkeypatch):
+    env_dir, arg_dir = tmp_path / "env", tmp_path / "arg"
+    env_dir.mkdir()
+    arg_dir.mkdir()
+    monkeypatch.setenv("SUBJLAB_DATA", str(env_dir))
+    assert resolve_data_dir() == env_dir.resolve()
+    assert data_source() == f"{env_dir.resolve()} ($SUBJLAB_DATA)"
+    assert resolve_data_dir(arg_dir) == arg_dir.resolve()
+    assert data_source(arg_dir) == f"{arg_dir.resolve()} (--data)"
+
+
+def test_a_task_without_bundled_data_says_what_is_bundled_and_how_to_point_at_data(monkeypatch):
+    monkeypatch.delenv("SUBJLAB_DATA", raising=False)
+    with pytest.raises(FileNotFoundError) as err:
+        split_path(REGISTRY["ag_news"], "train")
+    msg = str(err.value)
+    assert "task 'ag_news'" in msg and "data bundled with subjlab" in msg
+    assert "subjlab bundles data only for sms_spam, financial_phrasebank, humor, tweet_sarcasm" in msg
+    assert "--data DIR" in msg and "SUBJLAB_DATA" in msg and "subjlab data fetch" in msg
+
+
+def test_missing_directories_and_files_name_where_they_were_looked_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUBJLAB_DATA", str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match=r"SUBJLAB_DATA=.*nope is not a directory; pass --data DIR"):
+        resolve_data_dir()
+    with pytest.raises(FileNotFoundError, match=r"data directory .*nope2 \(--data\) does not exist"):
+        resolve_data_dir(tmp_path / "nope2")
+    with pytest.raises(FileNotFoundError, match=r"humor/test.jsonl is missing \(data directory .* \(--data\)\)"):
+        split_path(REGISTRY["humor"], "test", tmp_path)
+
+
+def test_bundled_files_match_the_manifest_rows_counts_and_hashes():
+    manifest = _manifest()
+    assert [t["task"] for t in manifest["tasks"]] == list(bundled_tasks())
+    for entry in manifest["tasks"]:
+        spec = REGISTRY[entry["task"]]
+        for split in ("train", "test"):
+            data = (BUNDLED_DATA_DIR / entry["task"] / f"{split}.jsonl").read_bytes()
+            meta = entry["files"][f"{split}.jsonl"]
+            assert hashlib.sha256(data).hexdigest() == meta["sha256"] and len(data) == meta["bytes"]
+            rows = [json.loads(line) for line in data.decode("utf-8").splitlines()]
+            assert len(rows) == meta["rows"] == entry["counts"][split]["total"]
+            examples = load_split(spec, split, BUNDLED_DATA_DIR)
+            assert len(examples) == len(rows)  # every bundled row belongs to the task
+            assert len({e.id for e in examples}) == len(rows)
+            per_label = {lab: sum(e.label == lab for e in examples) for lab in spec.labels}
+            assert max(per_label.values()) <= entry["caps"][f"{split}_per_label"]
+
+
+def test_every_bundled_task_carries_a_redistributable_licence_attribution_and_provenance():
+    for entry in _manifest()["tasks"]:
+        folder = BUNDLED_DATA_DIR / entry["task"]
+        assert entry["licence"]["id"] in REDISTRIBUTABLE
+        licence = (folder / "LICENSE").read_text(encoding="utf-8")
+        notice = (folder / "NOTICE.md").read_text(encoding="utf-8")
+        if entry["licence"]["id"] == "MIT":
+            assert "MIT License" in licence and "Copyright (c)" in licence
+        elif entry["licence"]["id"] == "Apache-2.0":
+            assert "Apache License" in licence and "Version 2.0" in licence
+        else:
+            assert entry["licence"]["url"] in licence
+        assert entry["licence"]["name"] in notice and entry["attribution"] in notice
+        for source in entry["sources"]:
+            assert len(source["commit"]) == 40 and f"`{source['repo']}` @ `{source['commit']}`" in notice
+        assert str(entry["seed"]) in entry["draw"] and entry["task"] in entry["draw"]
+        assert all(len(f["sha256"]) == 64 for f in entry["drawn_from"]["files"].values())
+
+
+def test_the_bundled_data_keeps_the_repository_small_and_covers_the_demo():
+    total = sum(p.stat().st_size for p in BUNDLED_DATA_DIR.rglob("*") if p.is_file())
+    assert total < 3_000_000
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    demo = tomllib.loads((REPO / "subjlab" / "configs" / "demo.toml").read_text(encoding="utf-8"))
+    assert set(demo["study"]["tasks"]) <= set(bundled_tasks())
+    assert {"financial_phrasebank", "tweet_sarcasm"} <= set(demo["study"]["tasks"])  # real human agreement
+
+
+def test_a_built_wheel_carries_the_bundled_data(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(REPO)], check=True, capture_output=True, timeout=300)
+    wheel = next(tmp_path.glob("subjlab-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for task in bundled_tasks():
+        for name in ("train.jsonl", "test.jsonl", "LICENSE", "NOTICE.md"):
+            assert f"subjlab/datasets/{task}/{name}" in names
+    assert "subjlab/datasets/manifest.json" in names
+    assert "subjlab/configs/demo.toml" in names
+
+
+@pytest.mark.devdata
+def test_bundled_rows_are_the_development_rows_with_the_same_ids(dev_data):
+    for task in bundled_tasks():
+        for split in ("train", "test"):
+            dev = {e.id: e for e in load_split(REGISTRY[task], split, dev_data)}
+            for ex in load_split(REGISTRY[task], split, BUNDLED_DATA_DIR):
+                assert ex.id in dev and dev[ex.id].text == ex.text and dev[ex.id].label == ex.label
+
+
+@pytest.mark.devdata
+def test_the_bundle_rebuilds_byte_identically_from_the_development_data(dev_data):
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "bundle_data.py"), "--source", str(dev_data), "--check"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "25 of 25 files identical" in out.stdout
