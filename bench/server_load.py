@@ -186,7 +186,7 @@ def bench_examples(n_items: int) -> list:
     out = []
     for k in range(n_items):
         ex = real[k % len(real)]
-        out.append(ex if k < len(real) else type(ex)(id=f"{ex.id}#{k // len(real) + 1}", text=ex.text, label=ex.label))
+        out.append(ex if k < len(real) else type(ex)(id=f"{ex.id}.r{k // len(real) + 1}", text=ex.text, label=ex.label))
     return out
 
 
