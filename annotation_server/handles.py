@@ -37,11 +37,13 @@ class HandleCodec:
 
     def __init__(self, secret: str) -> None:
         key = derive_key(secret, "assignment-handles")
-        self._keys = [key + bytes([i]) for i in range(_ROUNDS)]
+        # one keyed BLAKE2b state per round, copied for each use (cheaper than keying a new one)
+        self._rounds = [hashlib.blake2b(digest_size=4, key=key + bytes([i])) for i in range(_ROUNDS)]
 
     def _round(self, i: int, half: int) -> int:
-        digest = hashlib.blake2b(half.to_bytes(4, "big"), digest_size=4, key=self._keys[i]).digest()
-        return int.from_bytes(digest, "big")
+        state = self._rounds[i].copy()
+        state.update(half.to_bytes(4, "big"))
+        return int.from_bytes(state.digest(), "big")
 
     def encode(self, slot_id: int) -> str:
         """The handle of slot `slot_id` (0 <= slot_id <= MAX_ID)."""
