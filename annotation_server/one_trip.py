@@ -82,4 +82,4 @@ def _after_answer(state: WorkerState, gold: bool) -> WorkerState:
         counts = WorkerCounts(c.regular_answered, c.regular_leased, c.gold_answered + 1, c.gold_leased - 1)
     else:
         counts = WorkerCounts(c.regular_answered + 1, c.regular_leased - 1, c.gold_answered, c.gold_leased)
-    return replace(state, counts=counts, lease_id=None, lease_expires=None, session_leased=state.session_leased - 1)
+    return replace(state, counts=counts, lease_id=None, lease_expires=None)

@@ -114,7 +114,7 @@ class WorkerState:
     `below`: units of the study below quota (counted up to `2 * max_per_worker` when there is a cap,
     which is all the progress arithmetic needs); `mine_below`: how many of them the worker already has;
     `lease_id`/`lease_expires`: this session's current lease, if any (a lease belongs to the session that
-    received it); `n_gold`: attention checks in the study; `session_leased`: slots this session holds.
+    received it); `n_gold`: attention checks in the study.
     """
 
     session_id: int
@@ -130,7 +130,6 @@ class WorkerState:
     below: int
     mine_below: int
     n_gold: int
-    session_leased: int = 0
 
 
 def _unit(meta_kind: str):
@@ -180,14 +179,12 @@ def _state_statement(kind: str, capped: bool, with_gold: bool):
     m = Assignment.__table__.alias("m")
     regular = m.c.gold_id.is_(None)
     worker_of_token = select(ws.c.worker_id).where(ws.c.token_hash == _H).scalar_subquery()
-    session_of_token = select(ws.c.id).where(ws.c.token_hash == _H).scalar_subquery()
     mine = (
         select(
             _count(and_(m.c.status == ANSWERED_, regular)).label("ra"),
             _count(and_(m.c.status == LEASED_, regular)).label("rl"),
             _count(and_(m.c.status == ANSWERED_, m.c.gold_id.is_not(None))).label("ga"),
             _count(and_(m.c.status == LEASED_, m.c.gold_id.is_not(None))).label("gl"),
-            _count(and_(m.c.status == LEASED_, m.c.session_id == session_of_token)).label("sl"),
         )
         .where(m.c.study_id == _SID, m.c.worker_id == worker_of_token)
         .subquery("mine")
@@ -218,7 +215,7 @@ def _state_statement(kind: str, capped: bool, with_gold: bool):
                ws.c.study_id, s.c.name.label("study_name"), s.c.status.label("study_status"),
                s.c.created_at.label("study_created_at"), mine.c.ra, mine.c.rl, mine.c.ga, mine.c.gl,
                lease_id.label("lease_id"), lease_expires.label("lease_expires"), below.label("below"),
-               mine_below.label("mine_below"), n_gold.label("n_gold"), mine.c.sl)
+               mine_below.label("mine_below"), n_gold.label("n_gold"))
         .select_from(ws.join(w, w.c.id == ws.c.worker_id).join(s, s.c.id == ws.c.study_id).join(mine, true()))
         .where(ws.c.token_hash == _H)
     )
@@ -238,7 +235,7 @@ def read_state(conn: Connection, meta: StudyMeta, token_hash: str) -> WorkerStat
 
 
 #: Columns of `_state_statement` (the first ones of `_serve_statement`).
-N_STATE_COLUMNS = 17
+N_STATE_COLUMNS = 16
 
 
 def state_from_row(row) -> WorkerState | None:
@@ -250,7 +247,7 @@ def state_from_row(row) -> WorkerState | None:
         study_status=row[5], study_created_at=row[6],
         counts=WorkerCounts(int(row[7]), int(row[8]), int(row[9]), int(row[10])),
         lease_id=row[11], lease_expires=row[12], below=int(row[13] or 0),
-        mine_below=int(row[14] or 0), n_gold=int(row[15] or 0), session_leased=int(row[16] or 0),
+        mine_below=int(row[14] or 0), n_gold=int(row[15] or 0),
     )
 
 
@@ -452,8 +449,10 @@ def serve_statement(kind: str, capped: bool, with_gold: bool, answered=None):
     st = _state_statement(kind, capped, with_gold).cte("st")
     wpk = select(st.c.worker_pk).scalar_subquery()
     sess = select(st.c.session_id).scalar_subquery()
-    common = [st.c.study_id == _SID, st.c.study_status == const(OPEN), st.c.study_created_at == _CREATED,
-              st.c.sl == const(0 if answered is None else 1)]
+    # this session holds no lease; next to an answer (whose slot the statement's snapshot still shows as
+    # leased), that slot is the one it holds
+    held = st.c.lease_id.is_(None) if answered is None else st.c.lease_id == select(answered.c.id).scalar_subquery()
+    common = [st.c.study_id == _SID, st.c.study_status == const(OPEN), st.c.study_created_at == _CREATED, held]
     if capped:
         common.append(st.c.ra + st.c.rl < bindparam("cap", type_=Integer))
     due = None
