@@ -225,7 +225,10 @@ class Assignment(Base, table=True):
     left_task_id: Optional[int] = Field(default=None, foreign_key="study_task.id")
     right_task_id: Optional[int] = Field(default=None, foreign_key="study_task.id")
     worker_id: Optional[int] = Field(default=None, foreign_key="worker.id")
-    session_id: Optional[int] = Field(default=None, foreign_key="worker_session.id")
+    #: the `worker_session.id` that holds or answered the slot. No foreign key on purpose: every claim sets
+    #: it, and on PostgreSQL a foreign key would add a referential check (a trigger and a row lock on the
+    #: session) to each lease; sessions are never deleted, and only the server writes this column.
+    session_id: Optional[int] = None
     status: str = Field(default=SLOT_OPEN, max_length=16)
     leased_at: Optional[datetime] = None
     lease_expires: Optional[datetime] = None
