@@ -541,31 +541,14 @@ def _gold_statement(kind: str, lateral: bool):
 
 def _gold_insert_for(kind: str, wpk, sess, guard=None):
     """`_gold_statement` for the worker and session given by SQL expressions, inserting only where SQL
-    condition `guard` (if given) holds.
-
-    A labeling check is its own unit ("g<id>"). A pairwise check shows a pair of the study's tasks, and a
-    worker never sees a pair twice: its slot takes the pair's unit key ("p<pair id>", slot = -worker) with
-    no pair id, so it is never a free slot of the pair, a worker gets it only if they have not judged the
-    pair, and afterwards never gets the pair's regular slots (UNIQUE(study_id, unit_key, worker_id) and the
-    claim's "seen" probe). Otherwise a pair seen twice would give the check away."""
+    condition `guard` (if given) holds."""
     G = GoldItem.__table__
     table = Assignment.__table__
     g2 = table.alias("g2")
-    unseen = [~select(g2.c.id).where(g2.c.gold_id == G.c.id, g2.c.worker_id == wpk).exists()]
-    if kind == LABELING:
-        source_from, unit_key, slot = G, const("g") + cast(G.c.id, String), wpk
-    else:
-        P = TaskPair.__table__.alias("gp")
-        same_pair = or_(and_(P.c.first_task_id == G.c.left_task_id, P.c.second_task_id == G.c.right_task_id),
-                        and_(P.c.first_task_id == G.c.right_task_id, P.c.second_task_id == G.c.left_task_id))
-        source_from = G.join(P, and_(P.c.study_id == G.c.study_id, same_pair))
-        unit_key, slot = const("p") + cast(P.c.id, String), const(0) - wpk
-        g3 = table.alias("g3")
-        unseen.append(~select(g3.c.id).where(g3.c.study_id == _SID, g3.c.unit_key == unit_key,
-                                             g3.c.worker_id == wpk).exists())
-    source = (select(_SID, unit_key, slot, G.c.id, G.c.left_task_id, G.c.right_task_id, wpk, sess, LEASED_, _NOW, _EXP)
-              .select_from(source_from)
-              .where(G.c.study_id == _SID, *unseen, *([guard] if guard is not None else []))
+    unseen = ~select(g2.c.id).where(g2.c.gold_id == G.c.id, g2.c.worker_id == wpk).exists()
+    source = (select(_SID, const("g") + cast(G.c.id, String), wpk, G.c.id, G.c.left_task_id, G.c.right_task_id,
+                     wpk, sess, LEASED_, _NOW, _EXP)
+              .where(G.c.study_id == _SID, unseen, *([guard] if guard is not None else []))
               .order_by(func.random()).limit(const(1)))
     return (insert(table).from_select(["study_id", "unit_key", "slot", "gold_id", "left_task_id", "right_task_id",
                                        "worker_id", "session_id", "status", "leased_at", "lease_expires"], source)

@@ -135,19 +135,17 @@ def test_pairwise_attention_check_answers_are_scored_on_both_databases(db_app, a
     api = api_client(db_app)
     api.create_study(name="pg", kind="pairwise", judgments_per_pair=1, gold_every=2, examples_per_task=1)
     api.add_items("pg", tasks=["sms_spam", "humor", "tweet_sarcasm"],
-                  gold=[{"left": "sms_spam", "right": "humor", "answer": "sms_spam"},
-                        {"left": "humor", "right": "tweet_sarcasm", "answer": "humor"},
-                        {"left": "sms_spam", "right": "tweet_sarcasm", "answer": "sms_spam"}])
+                  gold=[{"left": "sms_spam", "right": "humor", "answer": "sms_spam"}])
     token = api.session("pg", "w1")
     n = 0
     while (r := api.next("pg", token)).status == 200:
         a = r.json
         assert api.answer(a["assignment"], token, winner=a["left"]["task"]).status == 201
         n += 1
-    assert n == 3  # two pairs and one check on the third (a worker never sees a pair twice)
+    assert n == 4  # three pairs and one check
     assert api.admin_get("/studies/pg/progress").json["gold"] == {"answered": 1, "correct": 1, "accuracy": 1.0}
     with session_scope(get_state(db_app).engine) as db:
-        assert db.scalar(select(func.count()).select_from(Assignment).where(Assignment.status == "answered")) == 3
+        assert db.scalar(select(func.count()).select_from(Assignment).where(Assignment.status == "answered")) == 4
 
 
 def test_a_winner_from_another_pair_is_refused_and_changes_nothing(db_app, api_client):
