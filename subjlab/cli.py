@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("subjlab.commands.run", "run", "Run a whole study from one config file (TOML)."),
     "demo": ("subjlab.commands.run", "demo", "Run the demo study on embedded defaults and write a report."),
     "judge": ("subjlab.commands.run", "judge", "Pairwise objectivity judgments made by an LLM."),
+    "export": ("subjlab.commands.export", "export", "Write generated sets or crowd records as Hugging Face datasets with a card."),
 }
 
 
