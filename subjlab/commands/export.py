@@ -126,7 +126,7 @@ def _report(written: dict, licence, warnings: list[str], fmt: str) -> None:
         return
     rows = [[name, split, n, f"{name}/{split}.parquet, {name}/{split}/"]
             for name, c in written["configs"].items() for split, n in c["splits"].items()]
-    emit_table(f"exported to {written['out']} (card {written['card']}, licence {licence.hub_id})",
+    emit_table(f"{written['out']}: README.md card, licence {licence.hub_id}",
                ["config", "split", "rows", "files"], rows)
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
