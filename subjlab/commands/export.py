@@ -107,7 +107,7 @@ def _crowd_command(kind: str, study_kind: str, reader: str, example: str) -> cli
     {"items" if kind == "labels" else "tasks"}, and, with --study, which workers the exclusion rules
     flag and whether they were left out (--exclude-flagged).
 
-    \\b
+    \b
     Example:
       {example}
     """
