@@ -29,7 +29,8 @@ SPLITS = ("train", "test")
 BUNDLED_DATA_DIR = Path(__file__).resolve().parent / "datasets"
 
 _HOW_TO_POINT = ("pass --data DIR or set SUBJLAB_DATA=DIR to a directory holding <task>/train.jsonl and "
-                 "<task>/test.jsonl (`subjlab data fetch TASK --out DIR` downloads a task's full data)")
+                 "<task>/test.jsonl, or the same splits saved by datasets or as .parquet/.csv files "
+                 "(`subjlab data fetch TASK --out DIR` downloads a task's full data)")
 
 #: How a split may be stored beside `<split>.jsonl`, in the order looked for: `{split}` is the split name.
 SPLIT_FORMATS = ("{split}.jsonl", "{split}/", "{split}.parquet", "{split}.csv")
@@ -108,7 +109,11 @@ def split_path(task: TaskSpec, split: str, data_dir: str | Path | None = None) -
 
 def _saved_splits_hint(folder: Path, split: str) -> str:
     """What is wrong with a saved dataset in `folder` that lacks `split`: a split folder without
-    state.json, or a DatasetDict saved without that split (it names the splits it has)."""
+    state.json, a DatasetDict saved without that split (it names the splits it has), or a DatasetDict
+    saved as the data directory itself instead of in its task's folder."""
+    if not folder.exists() and (folder.parent / "dataset_dict.json").is_file():
+        return (f" ({folder.parent} is itself a dataset saved by datasets, but a data directory holds one per task: "
+                f"save it as DIR/{folder.name} and pass --data DIR)")
     if (folder / split).is_dir():
         return f" ({folder / split} is a folder but not a split saved by datasets: it has no state.json)"
     try:

@@ -210,3 +210,13 @@ def test_a_missing_split_names_every_format_looked_for_and_what_a_saved_dataset_
     (tmp_path / "humor" / "test").mkdir()
     with pytest.raises(FileNotFoundError, match=r"humor/test is a folder but not a split saved by datasets"):
         split_path(REGISTRY["humor"], "test", tmp_path)
+
+
+def test_a_dataset_saved_as_the_data_directory_itself_is_explained(tmp_path):
+    import datasets
+
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([{"text": "x", "label": "humor"}])}).save_to_disk(
+        str(tmp_path / "saved"))
+    with pytest.raises(FileNotFoundError, match=r"saved is itself a dataset saved by datasets, but a data directory "
+                                                r"holds one per task: save it as DIR/humor and pass --data DIR\)"):
+        split_path(REGISTRY["humor"], "train", tmp_path / "saved")
