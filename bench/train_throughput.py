@@ -21,12 +21,13 @@ Where a gain comes from: length-grouped batches pad far less (AG News texts are 
 
 Case `processes` (`--case processes`, part of the default run): `subjlab train` on the same slice in
 one process and data-parallel in `--processes` (2) processes under torchrun (gloo on loopback), each
-process with batch --batch-size and one torch thread, --samples (384) training examples per run
-(--threads-baseline adds one process with 2 threads, the other way to spend the same cores; on a busy
-machine it is by far the slowest). Printed per setting: samples/s of
-the training loop (wall time of the slowest process) and CPU seconds per sample (all processes), and
-the ratios of the data-parallel run to both one-process runs. The load average is printed at the
-start and end: on a machine busy with other jobs the processes compete for the same cores.
+process with batch --batch-size and one torch thread, --samples (384) training examples per run,
+--rounds (3) alternated runs of each, medians reported. --threads-baseline adds one process with 2
+threads, the other way to spend the same cores (on a busy machine by far the slowest). Printed per
+setting: samples/s of the training loop (wall time of the slowest process) and CPU seconds per
+sample (all processes), and the ratio of the data-parallel run to the one-process run(s). The load
+average is printed at the start and end: on a machine busy with other jobs the processes compete
+for the same cores.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def main() -> None:
                         help="processes case: training examples each run processes (multiple of batch x processes)")
     parser.add_argument("--threads-baseline", action="store_true",
                         help="processes case: also run 1 process with --processes torch threads")
-    parser.add_argument("--rounds", type=int, default=1,
+    parser.add_argument("--rounds", type=int, default=3,
                         help="processes case: runs of each setting, alternated; medians are reported")
     args = parser.parse_args()
     os.nice(5)
@@ -175,7 +176,8 @@ def one_vs_several_processes(args: argparse.Namespace) -> None:
         rates[name] = (rate, cpu)
         m = runs[0]
         print(f"{name:24s} {rate:7.2f} samples/s wall   {cpu:6.3f} CPU-s per sample   "
-              f"({m['steps']} steps, samples per process {m['samples_per_process']}, backend {m['backend']})")
+              f"({m['steps']} steps, samples per process {m['samples_per_process']}, backend {m['backend']}; "
+              f"each run: {', '.join(format(r['train_samples_per_second'], '.2f') for r in runs)} samples/s)")
     for name, _, _ in settings[:-1]:
         base, parallel = rates[name], rates[several[0]]
         print(f"ratio ({several[0]} / {name}): {parallel[0] / base[0]:.2f}x samples/s, "

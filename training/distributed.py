@@ -6,7 +6,8 @@ with `cpu=False` on a machine without an accelerator, it finds no backend for th
 falls back to one process without a word, so each process trained the whole model on all the data.
 `make_accelerator` asks for the CPU exactly when no accelerator is present (or `--cpu` was given): the
 same code then runs NCCL over GPUs and gloo over CPUs. It refuses to go on when the launcher started
-more processes than accelerate joined.
+more processes than accelerate joined, and warns when `accelerate launch --num_processes N` started
+one process (its single-process launcher, chosen without --multi_gpu on a machine without GPUs).
 
 Batches: the training loader yields *global* batches of `batch_size x processes` examples, formed by
 transformers' `LengthGroupedSampler` (seeded; accelerate keeps its generator in step on every
