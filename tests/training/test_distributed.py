@@ -6,6 +6,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
+import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,8 +32,6 @@ def _padding_ratio(batches: list[list[int]], lengths: list[int]) -> float:
 
 @pytest.mark.slow
 def test_two_processes_take_disjoint_halves_of_the_one_process_length_grouped_batches(shared_data, tmp_path, torchrun):
-    import random
-
     from training.batches import train_loader
 
     out = tmp_path / "batches.json"
@@ -100,18 +102,12 @@ def test_a_launch_that_accelerate_did_not_join_is_refused_instead_of_training_al
 
 def _launcher_env(cmd: list[str]) -> dict[str, str]:
     """The environment a launcher gives its process (`cmd` runs `env` through it)."""
-    import os
-    import subprocess
-
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True,
                          env=dict(os.environ, HF_HUB_OFFLINE="1")).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def test_accelerate_launch_asked_for_two_processes_on_a_cpu_machine_warns_that_it_started_one():
-    import os
-    import sys
-
     from training.distributed import launch_warning
 
     bin_dir = Path(sys.executable).parent
