@@ -31,16 +31,16 @@ def _padding_ratio(batches: list[list[int]], lengths: list[int]) -> float:
 
 
 @pytest.mark.slow
-def test_two_processes_take_disjoint_halves_of_the_one_process_length_grouped_batches(shared_data, tmp_path, torchrun):
+def test_two_processes_take_disjoint_halves_of_the_one_process_length_grouped_batches(task_data, tmp_path, torchrun):
     from training.batches import train_loader
 
     out = tmp_path / "batches.json"
-    proc = torchrun([str(HERE / "ddp_batches.py"), str(shared_data), str(out)])
+    proc = torchrun([str(HERE / "ddp_batches.py"), str(task_data), str(out)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads(out.read_text())
     assert record["num_processes"] == 2 and record["backend"] == "gloo"
 
-    features, tokenizer = ddp_batches.features(str(shared_data))
+    features, tokenizer = ddp_batches.features(str(task_data))
     lengths = [len(f["input_ids"]) for f in features]
     size = ddp_batches.BATCH_SIZE
     loader = train_loader(features, tokenizer, 2 * size, ddp_batches.SEED)
@@ -64,9 +64,9 @@ def test_two_processes_take_disjoint_halves_of_the_one_process_length_grouped_ba
 
 
 @pytest.mark.slow
-def test_train_under_torchrun_splits_the_work_writes_once_and_matches_one_process(shared_data, tmp_path, torchrun):
+def test_train_under_torchrun_splits_the_work_writes_once_and_matches_one_process(task_data, tmp_path, torchrun):
     common = ["--task", "sms_spam", "--train", "real:20", "--eval", "real", "--eval-limit-per-label", "8",
-              "--data", str(shared_data), "--epochs", "1", "--max-length", "64", "--lr", "3e-4", "--seed", "5",
+              "--data", str(task_data), "--epochs", "1", "--max-length", "64", "--lr", "3e-4", "--seed", "5",
               "--val-fraction", "0.2", "--no-progress", "--format", "json"]
     two = tmp_path / "two"
     proc = torchrun(["-m", "subjlab.cli", "train", *common, "--batch-size", "4", "--out", str(two)])
