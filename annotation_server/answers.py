@@ -51,7 +51,7 @@ from annotation_server.models import (
     WorkerSession,
 )
 from annotation_server.models import Assignment as AssignmentRow
-from annotation_server.scheduling import ANSWERED_, LEASED_
+from annotation_server.sqlparts import ANSWERED_, LEASED_
 
 A = AssignmentRow.__table__.c
 

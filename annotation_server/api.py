@@ -294,18 +294,39 @@ def ranking(name: str) -> Response:
         return jsonify(reports.ranking(db, name))
 
 
+#: Rows per page of the agreement items and the worker table, by default and at most (`?offset=&limit=`).
+PAGE_SIZE, MAX_PAGE_SIZE = 1000, 10_000
+
+
+def _page() -> tuple[int, int]:
+    """(offset, limit) from the query string; ApiError 400 naming the parameter when one is not a fitting integer."""
+    out = []
+    for name, default, low, high in (("offset", 0, 0, 10**9), ("limit", PAGE_SIZE, 0, MAX_PAGE_SIZE)):
+        raw = request.args.get(name)
+        if raw is None:
+            out.append(default)
+            continue
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+            raise ApiError(400, f"{name} must be a whole number from {low} to {high}", name)
+        out.append(int(raw))
+    return out[0], out[1]
+
+
 @bp.get("/studies/<name>/agreement")
 def agreement(name: str) -> Response:
     require_admin()
+    offset, limit = _page()
+    state = _state()
     with session_scope() as db:
-        return jsonify(reports.agreement(db, name))
+        return jsonify(reports.agreement(db, name, now=state.clock(), offset=offset, limit=limit, folds=state.folds))
 
 
 @bp.get("/studies/<name>/workers")
 def worker_table(name: str) -> Response:
     require_admin()
+    offset, limit = _page()
     with session_scope() as db:
-        return jsonify(reports.workers(db, name))
+        return jsonify(reports.workers(db, name, offset=offset, limit=limit))
 
 
 @bp.get("/studies/<name>/sessions")

@@ -29,6 +29,7 @@ from flask import Flask, current_app
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy.engine import Engine
 
+from annotation_server.agreement_fold import AgreementFolds
 from annotation_server.cache import MetadataCache
 from annotation_server.clock import utcnow
 from annotation_server.db import DEFAULT_URL, make_engine, normalize_url
@@ -77,13 +78,15 @@ class Settings:
 @dataclass
 class ServerState:
     """Per-app state: the engines, the settings, the clock (`clock()` -> aware UTC datetime) and the cache of
-    immutable study metadata (`annotation_server.cache.MetadataCache`)."""
+    immutable study metadata (`annotation_server.cache.MetadataCache`), and the agreement folds (`folds`)."""
 
     engine: Engine
     settings: Settings
     hot_engine: Engine  # the worker hot path's pool (`db.autocommit`): the same database, autocommit connections
     clock: Callable[[], datetime]
     cache: MetadataCache = field(default_factory=MetadataCache)
+    #: each labeling study's label counts, kept between agreement views (`agreement_fold`)
+    folds: AgreementFolds = field(default_factory=AgreementFolds)
 
     def dispose(self) -> None:
         """Close every pooled database connection (both engines)."""

@@ -35,6 +35,11 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Study name"}
+#: ?offset=&limit= of the paged admin lists (`api.PAGE_SIZE`, `api.MAX_PAGE_SIZE`)
+_PAGE = [{"name": "offset", "in": "query", "required": False, "description": "rows to skip (default 0)",
+          "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000}},
+         {"name": "limit", "in": "query", "required": False, "description": "rows at most (default 1000)",
+          "schema": {"type": "integer", "minimum": 0, "maximum": 10_000}}]
 _ADMIN = [{"adminToken": []}]
 _WORKER = [{"workerToken": []}]
 
@@ -199,15 +204,19 @@ _SCHEMAS: dict[str, Any] = {
     "Agreement": {"type": "object", "required": ["study", "n_items", "items"], "properties": {
         "study": {"type": "string"}, "n_items": {"type": "integer"}, "n_labels": {"type": "integer"},
         "mean_agreement": {"type": ["number", "null"]}, "fleiss_kappa": {"type": ["number", "null"]},
-        "krippendorff_alpha": {"type": ["number", "null"]}, "histogram": {"type": "array"}, "items": {"type": "array"}}},
+        "krippendorff_alpha": {"type": ["number", "null"]}, "histogram": {"type": "array"},
+        "items": {"type": "array", "description": "the labeled items from ?offset, at most ?limit of them, in the "
+                                                   "order they were first labeled; n_items counts them all"}}},
     "UnconfirmedSessions": {"type": "object", "required": ["study", "unconfirmed"], "properties": {
         "study": {"type": "string"}, "unconfirmed": {"type": "array", "items": {
             "type": "object", "required": ["session", "worker_id", "entry", "reason", "answers"], "properties": {
                 "session": {"type": "integer"}, "worker_id": {"type": "string"}, "entry": {"type": "string"},
                 "entry_ref": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]},
                 "checked_at": {"type": ["string", "null"]}, "answers": {"type": "integer"}}}}}},
-    "Workers": {"type": "object", "required": ["study", "workers"], "properties": {
-        "study": {"type": "string"}, "workers": {"type": "array", "items": {"type": "object"}}}},
+    "Workers": {"type": "object", "required": ["study", "total", "workers"], "properties": {
+        "study": {"type": "string"}, "total": {"type": "integer", "description": "workers who answered anything"},
+        "workers": {"type": "array", "items": {"type": "object"},
+                    "description": "from ?offset, at most ?limit, most answers first"}}},
 }
 
 
@@ -276,11 +285,13 @@ def openapi_document() -> dict[str, Any]:
                                             "security": _ADMIN, "parameters": [_NAME],
                                             "responses": {"200": _json(_ref("Ranking"), "Ranking"), **_errors(400, 401, 403, 404)}}},
         "/studies/{name}/agreement": {"get": {"summary": "Per-item agreement, Fleiss' kappa, Krippendorff's alpha",
-                                              "operationId": "studyAgreement", "security": _ADMIN, "parameters": [_NAME],
+                                              "operationId": "studyAgreement", "security": _ADMIN,
+                                              "parameters": [_NAME, *_PAGE],
                                               "responses": {"200": _json(_ref("Agreement"), "Agreement"), **_errors(400, 401, 403, 404)}}},
         "/studies/{name}/workers": {"get": {"summary": "Per-worker counts, gold accuracy, time per unit",
-                                            "operationId": "studyWorkers", "security": _ADMIN, "parameters": [_NAME],
-                                            "responses": {"200": _json(_ref("Workers"), "Workers"), **_errors(401, 403, 404)}}},
+                                            "operationId": "studyWorkers", "security": _ADMIN,
+                                            "parameters": [_NAME, *_PAGE],
+                                            "responses": {"200": _json(_ref("Workers"), "Workers"), **_errors(400, 401, 403, 404)}}},
         "/studies/{name}/export": {"get": {
             "summary": "Export judgments or labels as JSON Lines", "operationId": "exportAnswers", "security": _ADMIN,
             "parameters": [_NAME, {"name": "what", "in": "query", "required": True,

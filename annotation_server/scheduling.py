@@ -62,10 +62,29 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
+from annotation_server import checks
 from annotation_server.cache import StudyMeta
 from annotation_server.db import FastStatement
 from annotation_server.errors import ApiError
 from annotation_server.leases import free_clause
+from annotation_server.sqlparts import (
+    ANSWERED_,
+    CAP,
+    CREATED,
+    EXP,
+    GOLD_EVERY,
+    LEASED_,
+    LIM,
+    NOW,
+    OPEN_,
+    SESS,
+    SID,
+    WPK,
+    H,
+    Q,
+    const,
+)
+from annotation_server.tallies import full_units_sum
 from annotation_server.models import (
     ACTIVE,
     LABELING,
@@ -114,7 +133,8 @@ class WorkerState:
     `below`: units of the study below quota (counted up to `2 * max_per_worker` when there is a cap,
     which is all the progress arithmetic needs); `mine_below`: how many of them the worker already has;
     `lease_id`/`lease_expires`: this session's current lease, if any (a lease belongs to the session that
-    received it); `n_gold`: attention checks in the study.
+    received it); `n_gold`: attention checks in the study; `reserved_below`: pairs below quota kept back for
+    the worker's attention checks still to come (pairwise, `checks.reserved_pairs`).
     """
 
     session_id: int
@@ -130,6 +150,7 @@ class WorkerState:
     below: int
     mine_below: int
     n_gold: int
+    reserved_below: int = 0
 
 
 def _unit(meta_kind: str):
@@ -143,28 +164,6 @@ def _count(cond):
     return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
 
-def const(value: str | int):
-    """A constant rendered into the SQL text (internal values only: statuses, limits, key prefixes).
-
-    Bind parameters would hide them from PostgreSQL's planner in the prepared statements psycopg uses
-    after a few executions; with them visible, the cached generic plan is as good as a fresh one, so the
-    hot statements are planned once per connection instead of on every execution."""
-    if isinstance(value, int):
-        return literal_column(str(int(value)), Integer)
-    if not value.replace("_", "").isalnum():
-        raise ValueError(f"not an internal constant: {value!r}")
-    return literal_column(f"'{value}'", String)
-
-
-OPEN_, LEASED_, ANSWERED_ = const(SLOT_OPEN), const(SLOT_LEASED), const(SLOT_ANSWERED)
-
-#: Bind parameters of the prebuilt statements (each built once per shape, with `lru_cache`).
-_SID, _Q, _WPK, _H, _SESS = bindparam("sid"), bindparam("q"), bindparam("wpk"), bindparam("h"), bindparam("sess")
-_NOW = bindparam("now", type_=DateTime(timezone=True))
-_EXP = bindparam("exp", type_=DateTime(timezone=True))
-_CREATED = bindparam("created", type_=DateTime(timezone=True))
-
-
 @lru_cache(maxsize=None)
 def _fast_state_statement(kind: str, capped: bool, with_gold: bool) -> FastStatement:
     """`_state_statement` ready for the hot path."""
@@ -173,12 +172,13 @@ def _fast_state_statement(kind: str, capped: bool, with_gold: bool) -> FastState
 
 @lru_cache(maxsize=None)
 def _state_statement(kind: str, capped: bool, with_gold: bool):
-    """The `read_state` SELECT for a study kind (built once; parameters :h, :sid, :q and :lim if capped)."""
+    """The `read_state` SELECT for a study kind (built once; parameters :h, :sid, :q, and :lim if capped; a
+    pairwise study with attention checks also :gold_every and, if capped, :cap)."""
     ws, w, s = WorkerSession.__table__, Worker.__table__, Study.__table__
     unit, col, _ = _unit(kind)
     m = Assignment.__table__.alias("m")
     regular = m.c.gold_id.is_(None)
-    worker_of_token = select(ws.c.worker_id).where(ws.c.token_hash == _H).scalar_subquery()
+    worker_of_token = select(ws.c.worker_id).where(ws.c.token_hash == H).scalar_subquery()
     mine = (
         select(
             _count(and_(m.c.status == ANSWERED_, regular)).label("ra"),
@@ -186,38 +186,44 @@ def _state_statement(kind: str, capped: bool, with_gold: bool):
             _count(and_(m.c.status == ANSWERED_, m.c.gold_id.is_not(None))).label("ga"),
             _count(and_(m.c.status == LEASED_, m.c.gold_id.is_not(None))).label("gl"),
         )
-        .where(m.c.study_id == _SID, m.c.worker_id == worker_of_token)
+        .where(m.c.study_id == SID, m.c.worker_id == worker_of_token)
         .subquery("mine")
     )
     lm = Assignment.__table__.alias("lm")
     held = (select(lm.c.id, lm.c.lease_expires)
-            .where(lm.c.study_id == _SID, lm.c.worker_id == ws.c.worker_id, lm.c.session_id == ws.c.id,
+            .where(lm.c.study_id == SID, lm.c.worker_id == ws.c.worker_id, lm.c.session_id == ws.c.id,
                    lm.c.status == LEASED_)
             .order_by(lm.c.lease_expires.desc(), lm.c.id.desc()).limit(const(1)))
     lease_id = held.with_only_columns(lm.c.id).scalar_subquery()
     lease_expires = held.with_only_columns(lm.c.lease_expires).scalar_subquery()
-    below_rows = select(literal(1).label("one")).select_from(unit).where(unit.c.study_id == _SID, unit.c.n_answers < _Q)
     if capped:
-        # ORDER BY the (study_id, n_answers) index order: the LIMIT then stops an index walk inside this
-        # study. Without it PostgreSQL's cached generic plan may pick a sequential scan "until 50 rows
-        # match", which reads every earlier study's units first: a cost that grew with the database.
-        below_rows = below_rows.order_by(unit.c.n_answers).limit(bindparam("lim", type_=Integer))
-    below = select(func.count()).select_from(below_rows.subquery("b")).scalar_subquery()
+        # Counted up to :lim (all the progress arithmetic needs), in the (study_id, n_answers) index order:
+        # the LIMIT then stops an index walk inside this study. Without it PostgreSQL's cached generic plan
+        # may pick a sequential scan "until 50 rows match", which reads every earlier study's units first: a
+        # cost that grew with the database.
+        below_rows = (select(literal(1).label("one")).select_from(unit)
+                      .where(unit.c.study_id == SID, unit.c.n_answers < Q)
+                      .order_by(unit.c.n_answers).limit(LIM))
+        below = select(func.count()).select_from(below_rows.subquery("b")).scalar_subquery()
+    else:  # all of them: the units counted when added, less those at quota (`tallies`), whatever the size
+        below = s.c.n_units - full_units_sum(SID)
     mb = Assignment.__table__.alias("mb")
     mine_below = (select(func.count()).select_from(mb.join(unit, unit.c.id == mb.c[col]))
-                  .where(mb.c.study_id == _SID, mb.c.worker_id == ws.c.worker_id, unit.c.n_answers < _Q)
+                  .where(mb.c.study_id == SID, mb.c.worker_id == ws.c.worker_id, unit.c.n_answers < Q)
                   .scalar_subquery())
     G = GoldItem.__table__.c
-    n_gold = (select(func.count()).select_from(GoldItem.__table__).where(G.study_id == _SID).scalar_subquery()
+    n_gold = (select(func.count()).select_from(GoldItem.__table__).where(G.study_id == SID).scalar_subquery()
               if with_gold else literal(0))
+    # (the worker by token again, not by the outer row: SQLAlchemy does not correlate that deep)
+    reserved = checks.reserved_below(worker_of_token, capped) if _keeps_pairs(kind, with_gold) else literal(0)
     return (
         select(ws.c.id.label("session_id"), ws.c.worker_id.label("worker_pk"), w.c.external_id.label("worker_id"),
                ws.c.study_id, s.c.name.label("study_name"), s.c.status.label("study_status"),
                s.c.created_at.label("study_created_at"), mine.c.ra, mine.c.rl, mine.c.ga, mine.c.gl,
                lease_id.label("lease_id"), lease_expires.label("lease_expires"), below.label("below"),
-               mine_below.label("mine_below"), n_gold.label("n_gold"))
+               mine_below.label("mine_below"), n_gold.label("n_gold"), reserved.label("reserved_below"))
         .select_from(ws.join(w, w.c.id == ws.c.worker_id).join(s, s.c.id == ws.c.study_id).join(mine, true()))
-        .where(ws.c.token_hash == _H)
+        .where(ws.c.token_hash == H)
     )
 
 
@@ -228,14 +234,14 @@ def read_state(conn: Connection, meta: StudyMeta, token_hash: str) -> WorkerStat
     another study must be refused by the caller).
     """
     capped = meta.max_per_worker is not None
-    params = {"h": token_hash, "sid": meta.id, "q": meta.quota}
+    params = {"h": token_hash, "sid": meta.id, "q": meta.quota, **_check_params(meta)}
     if capped:
         params["lim"] = 2 * meta.max_per_worker
     return state_from_row(_fast_state_statement(meta.kind, capped, bool(meta.gold_every)).first(conn, params))
 
 
 #: Columns of `_state_statement` (the first ones of `_serve_statement`).
-N_STATE_COLUMNS = 16
+N_STATE_COLUMNS = 17
 
 
 def state_from_row(row) -> WorkerState | None:
@@ -247,7 +253,7 @@ def state_from_row(row) -> WorkerState | None:
         study_status=row[5], study_created_at=row[6],
         counts=WorkerCounts(int(row[7]), int(row[8]), int(row[9]), int(row[10])),
         lease_id=row[11], lease_expires=row[12], below=int(row[13] or 0),
-        mine_below=int(row[14] or 0), n_gold=int(row[15] or 0),
+        mine_below=int(row[14] or 0), n_gold=int(row[15] or 0), reserved_below=int(row[16] or 0),
     )
 
 
@@ -267,22 +273,26 @@ def worker_counts(conn: Connection, study_id: int, worker_pk: int) -> WorkerCoun
     )
 
 
-def open_units_estimate(conn: Connection, study_id: int, kind: str, quota: int, worker_pk: int) -> int:
-    """Return how many units the worker may still get, from the answer counters (cheap; leases in flight
-    are not subtracted): units below quota that the worker has not been given."""
-    unit, col, _ = _unit(kind)
-    below = conn.execute(
-        select(func.count()).select_from(unit).where(unit.c.study_id == study_id, unit.c.n_answers < quota)
-    ).scalar() or 0
+def open_units_estimate(conn: Connection, study: Study, quota: int, worker_pk: int) -> int:
+    """Return how many regular units the worker may still get, from the answer counters (cheap; leases in
+    flight are not subtracted): units below quota that the worker has not been given, less the pairs kept
+    back for their attention checks still to come (`checks`)."""
+    unit, col, _ = _unit(study.kind)
+    S = Study.__table__.c
+    below = conn.execute(select(S.n_units - full_units_sum(S.id)).where(S.id == study.id)).scalar() or 0
     mine_below = conn.execute(
         select(func.count()).select_from(Assignment.__table__.join(unit, unit.c.id == A[col])).where(
-            A.study_id == study_id, A.worker_id == worker_pk, unit.c.n_answers < quota)
+            A.study_id == study.id, A.worker_id == worker_pk, unit.c.n_answers < quota)
     ).scalar() or 0
-    return int(below) - int(mine_below)
+    reserved = 0
+    if _keeps_pairs(study.kind, bool(study.gold_every)):
+        reserved = conn.execute(select(checks.reserved_below(WPK, study.max_per_worker is not None)),
+                                {"sid": study.id, "q": quota, "wpk": worker_pk, **_check_params(study)}).scalar()
+    return int(below) - int(mine_below) - int(reserved or 0)
 
 
 # ------------------------------------------------------------------------------------------ candidates
-def _free(t, now=_NOW):
+def _free(t, now=NOW):
     """SQL condition on slot table (alias) `t`: the slot can be handed out at `now` (default: the :now parameter)."""
     return or_(t.c.status == OPEN_, and_(t.c.status == LEASED_, t.c.lease_expires < now))
 
@@ -295,28 +305,34 @@ def _window(kind: str, size: int | None, lateral: bool = False):
     `lateral` (PostgreSQL): find each unit's free slot with ONE probe of its slots, a LATERAL subquery
     that also drops units without a free slot; otherwise (SQLite has no LATERAL) an EXISTS probe filters
     the units and a scalar subquery picks the slot (two probes per unit)."""
-    return _window_for(kind, size, lateral, _WPK)
+    return _window_for(kind, size, lateral, WPK)
 
 
-def _window_for(kind: str, size: int | None, lateral: bool, wpk):
-    """`_window` for the worker given by SQL expression `wpk` (a bind parameter or a scalar subquery)."""
+def _window_for(kind: str, size: int | None, lateral: bool, wpk, reserve=None):
+    """`_window` for the worker given by SQL expression `wpk` (a bind parameter or a scalar subquery).
+
+    `reserve` (a SELECT of unit ids: the pairs kept back for the worker's attention checks, `checks`): each
+    row also says in column `r` whether its unit is one of them (1) or not (0)."""
     unit, col, prefix = _unit(kind)
     a = Assignment.__table__.alias("a")
     m = Assignment.__table__.alias("m")
-    free_slot = select(a.c.id).where(a.c[col] == unit.c.id, _free(a))
+    # a pairwise check's slot belongs to its pair's unit (`checks`) but is never one of its free slots
+    free_slot = select(a.c.id).where(a.c[col] == unit.c.id, _free(a), *([a.c.gold_id.is_(None)] if kind != LABELING else []))
     # which free slot of the unit: any (labeling slots are interchangeable); pairwise slots differ in the
     # left/right order shown, so pick one at random, as the order shown to each worker should be
     pick_slot = (free_slot if kind == LABELING else free_slot.order_by(func.random())).limit(const(1))
-    seen = select(m.c.id).where(m.c.study_id == _SID, m.c.unit_key == const(prefix) + cast(unit.c.id, String),
+    seen = select(m.c.id).where(m.c.study_id == SID, m.c.unit_key == const(prefix) + cast(unit.c.id, String),
                                 m.c.worker_id == wpk).exists()
     if lateral:
         slot = pick_slot.lateral("s")
         stmt = (select(slot.c.id.label("slot_id"), unit.c.n_answers.label("n"))
                 .select_from(unit.join(slot, true()))
-                .where(unit.c.study_id == _SID, unit.c.n_answers < _Q, ~seen))
+                .where(unit.c.study_id == SID, unit.c.n_answers < Q, ~seen))
     else:
         stmt = (select(pick_slot.scalar_subquery().label("slot_id"), unit.c.n_answers.label("n"))
-                .where(unit.c.study_id == _SID, unit.c.n_answers < _Q, free_slot.exists(), ~seen))
+                .where(unit.c.study_id == SID, unit.c.n_answers < Q, free_slot.exists(), ~seen))
+    if reserve is not None:
+        stmt = stmt.add_columns(case((unit.c.id.in_(reserve), const(1)), else_=const(0)).label("r"))
     stmt = stmt.order_by(unit.c.n_answers)
     return stmt.limit(const(size)) if size is not None else stmt
 
@@ -401,30 +417,33 @@ def _claimed(row: Row | tuple, kind: str, **flags: bool) -> Claimed:
 
 
 @lru_cache(maxsize=None)
-def _fast_claim_statement(kind: str, lateral: bool) -> FastStatement:
+def _fast_claim_statement(kind: str, lateral: bool, keeps_pairs: bool = False, capped: bool = False) -> FastStatement:
     """`_claim_statement` ready for the hot path."""
-    return FastStatement(_claim_statement(kind, lateral))
+    return FastStatement(_claim_statement(kind, lateral, keeps_pairs, capped))
 
 
 @lru_cache(maxsize=None)
-def _claim_statement(kind: str, lateral: bool = False):
-    """The claiming UPDATE (module doc). Parameters :sid, :q, :wpk, :sess, :now, :exp."""
-    return _claim_for(kind, lateral, _WPK, _SESS)
+def _claim_statement(kind: str, lateral: bool = False, keeps_pairs: bool = False, capped: bool = False):
+    """The claiming UPDATE (module doc). Parameters :sid, :q, :wpk, :sess, :now, :exp; with `keeps_pairs` (a
+    pairwise study with attention checks, `checks`) also :gold_every and, if `capped`, :cap."""
+    return _claim_for(kind, lateral, WPK, SESS, reserve=checks.reserved_pairs(WPK, capped) if keeps_pairs else None)
 
 
-def _claim_for(kind: str, lateral: bool, wpk, sess, guard=None):
+def _claim_for(kind: str, lateral: bool, wpk, sess, guard=None, reserve=None):
     """`_claim_statement` for the worker and session given by SQL expressions `wpk` and `sess`, leasing only
-    where SQL condition `guard` (if given) holds."""
+    where SQL condition `guard` (if given) holds; units in `reserve` (pairs kept back for the worker's
+    checks) only when no other unit of the window is free."""
     table = Assignment.__table__
-    w = _window_for(kind, WINDOW, lateral, wpk).subquery("w")
+    w = _window_for(kind, WINDOW, lateral, wpk, reserve).subquery("w")
     c = table.alias("c")
+    order = ([w.c.r] if reserve is not None else []) + [w.c.n, func.random()]
     pick = (select(c.c.id).join(w, w.c.slot_id == c.c.id).where(_free(c))
-            .order_by(w.c.n, func.random()).limit(const(1))
+            .order_by(*order).limit(const(1))
             .with_for_update(of=c, skip_locked=True)
             .scalar_subquery())
     conditions = [table.c.id == pick, _free(table)] + ([guard] if guard is not None else [])
     return (update(table).where(*conditions)
-            .values(status=LEASED_, worker_id=wpk, session_id=sess, leased_at=_NOW, lease_expires=_EXP)
+            .values(status=LEASED_, worker_id=wpk, session_id=sess, leased_at=NOW, lease_expires=EXP)
             .returning(*_returning(table, kind)))
 
 
@@ -452,18 +471,19 @@ def serve_statement(kind: str, capped: bool, with_gold: bool, answered=None):
     # this session holds no lease; next to an answer (whose slot the statement's snapshot still shows as
     # leased), that slot is the one it holds
     held = st.c.lease_id.is_(None) if answered is None else st.c.lease_id == select(answered.c.id).scalar_subquery()
-    common = [st.c.study_id == _SID, st.c.study_status == const(OPEN), st.c.study_created_at == _CREATED, held]
+    common = [st.c.study_id == SID, st.c.study_status == const(OPEN), st.c.study_created_at == CREATED, held]
     if capped:
-        common.append(st.c.ra + st.c.rl < bindparam("cap", type_=Integer))
+        common.append(st.c.ra + st.c.rl < CAP)
     due = None
     cond = list(common)
     if with_gold:
         taken = st.c.ra + st.c.rl + st.c.ga + st.c.gl
-        due = and_((taken + const(1)) % bindparam("gold_every", type_=Integer) == const(0), st.c.ga + st.c.gl < st.c.n_gold)
+        due = and_((taken + const(1)) % GOLD_EVERY == const(0), st.c.ga + st.c.gl < st.c.n_gold)
         cond.append(~due)
     recorded = [select(answered.c.id).exists()] if answered is not None else []
     guard = and_(select(st.c.session_id).where(*cond).exists(), *recorded)
-    claimed = _claim_for(kind, True, wpk, sess, guard).cte("claimed")
+    reserve = checks.reserved_pairs(wpk, capped) if _keeps_pairs(kind, with_gold) else None
+    claimed = _claim_for(kind, True, wpk, sess, guard, reserve).cte("claimed")
     one = select(const(1).label("one")).subquery("one")
     joined = one.outerjoin(st, true())
     columns = list(st.c)
@@ -528,27 +548,45 @@ def claim(conn: Connection, meta: StudyMeta, worker_pk: int, session_id: int, no
     params = _window_params(meta.id, meta.quota, worker_pk, now)
     params["exp"] = now + timedelta(seconds=lease_seconds)
     params["sess"] = session_id
-    row = _fast_claim_statement(meta.kind, _lateral(conn)).first(conn, params)
+    params.update(_check_params(meta))
+    row = _fast_claim_statement(meta.kind, _lateral(conn), _keeps_pairs(meta.kind, bool(meta.gold_every)),
+                                meta.max_per_worker is not None).first(conn, params)
     return _claimed(row, meta.kind, new_regular=True) if row is not None else None
+
+
+def _keeps_pairs(kind: str, with_gold: bool) -> bool:
+    """Whether the statements of a study keep pairs back for attention checks (pairwise, with checks: `checks`)."""
+    return kind != LABELING and with_gold
+
+
+def _check_params(meta: StudyMeta | Study) -> dict[str, Any]:
+    """The parameters `checks.reserved_pairs` adds to a study's statements (none where no pair is kept back)."""
+    if not _keeps_pairs(meta.kind, bool(meta.gold_every)):
+        return {}
+    return {"gold_every": meta.gold_every, **({"cap": meta.max_per_worker} if meta.max_per_worker is not None else {})}
 
 
 @lru_cache(maxsize=None)
 def _gold_statement(kind: str, lateral: bool):
     """INSERT ... SELECT of a new slot for an unseen attention check, only while a regular unit is still free
     for the worker (checks come between real units). Parameters :sid, :q, :wpk, :sess, :now, :exp."""
-    return _gold_insert_for(kind, _WPK, _SESS, _window_for(kind, 1, lateral, _WPK).exists())
+    return _gold_insert_for(kind, WPK, SESS, _window_for(kind, 1, lateral, WPK).exists())
 
 
 def _gold_insert_for(kind: str, wpk, sess, guard=None):
     """`_gold_statement` for the worker and session given by SQL expressions, inserting only where SQL
-    condition `guard` (if given) holds."""
+    condition `guard` (if given) holds. A labeling check is a unit of its own ("g<id>"); a pairwise check
+    takes its pair's place in the worker's sequence (`checks`)."""
     G = GoldItem.__table__
     table = Assignment.__table__
+    if kind != LABELING:
+        return (insert(table).from_select(checks.CHECK_COLUMNS, checks.check_source(wpk, sess, guard))
+                .returning(*_returning(table, kind, texts=False)))
     g2 = table.alias("g2")
     unseen = ~select(g2.c.id).where(g2.c.gold_id == G.c.id, g2.c.worker_id == wpk).exists()
-    source = (select(_SID, const("g") + cast(G.c.id, String), wpk, G.c.id, G.c.left_task_id, G.c.right_task_id,
-                     wpk, sess, LEASED_, _NOW, _EXP)
-              .where(G.c.study_id == _SID, unseen, *([guard] if guard is not None else []))
+    source = (select(SID, const("g") + cast(G.c.id, String), wpk, G.c.id, G.c.left_task_id, G.c.right_task_id,
+                     wpk, sess, LEASED_, NOW, EXP)
+              .where(G.c.study_id == SID, unseen, *([guard] if guard is not None else []))
               .order_by(func.random()).limit(const(1)))
     return (insert(table).from_select(["study_id", "unit_key", "slot", "gold_id", "left_task_id", "right_task_id",
                                        "worker_id", "session_id", "status", "leased_at", "lease_expires"], source)
@@ -578,9 +616,9 @@ def _held_statements(kind: str) -> tuple[FastStatement, FastStatement]:
     table = Assignment.__table__
     lid = bindparam("lid")
     read = select(*_returning(table, kind)).where(table.c.id == lid)
-    renew = (update(table).where(table.c.id == lid, table.c.worker_id == _WPK, table.c.session_id == _SESS,
+    renew = (update(table).where(table.c.id == lid, table.c.worker_id == WPK, table.c.session_id == SESS,
                                  table.c.status == LEASED_)
-             .values(leased_at=_NOW, lease_expires=_EXP).returning(*_returning(table, kind)))
+             .values(leased_at=NOW, lease_expires=EXP).returning(*_returning(table, kind)))
     return FastStatement(read), FastStatement(renew)
 
 
@@ -728,8 +766,15 @@ def _claim_active(conn: Connection, meta: StudyMeta, worker_pk: int, session_id:
             order.append(rng.choice(slots))
     rest = [rng.choice(slots) for slots in slots_by_pair.values()]
     rng.shuffle(rest)
+    kept = set()  # pairs kept back for the worker's attention checks: last (`checks`)
+    if _keeps_pairs(meta.kind, bool(meta.gold_every)):
+        kept = set(conn.execute(checks.reserved_pairs(WPK, meta.max_per_worker is not None),
+                                {"sid": meta.id, "wpk": worker_pk, **_check_params(meta)}).scalars())
+    slot_pair = dict(rows)
+    candidates = order + rest
+    candidates.sort(key=lambda slot_id: slot_pair[slot_id] in kept)  # stable: the suggested order otherwise
     table = Assignment.__table__
-    for slot_id in order + rest:
+    for slot_id in candidates:
         try:
             row = conn.execute(
                 update(table).where(table.c.id == slot_id, free_clause(now))
@@ -749,7 +794,8 @@ def _active_candidates(meta: StudyMeta, worker_pk: int, now: datetime):
     m = Assignment.__table__.alias("m")
     seen = select(m.c.id).where(m.c.study_id == meta.id, m.c.unit_key == A.unit_key, m.c.worker_id == worker_pk).exists()
     return (select(A.id, A.pair_id).select_from(Assignment.__table__.join(P, P.c.id == A.pair_id))
-            .where(P.c.study_id == meta.id, P.c.n_answers < meta.quota, free_clause(now), ~seen))  # active: small studies
+            .where(P.c.study_id == meta.id, P.c.n_answers < meta.quota, free_clause(now), A.gold_id.is_(None),
+                   ~seen))  # active: small studies
 
 
 def _pair_tuple(pair: Any) -> tuple[str, str]:

@@ -32,11 +32,10 @@ from annotation_server.models import (
     Assignment,
     GoldItem,
     Item,
-    Judgment,
-    LabelRecord,
     Study,
     StudyTask,
     TaskPair,
+    WorkerStats,
 )
 from subjlab.records import Example
 from subjlab.tasks import OBJECTIVITY_DEFINITION, REGISTRY, TaskSpec, TaskSpecError, get_task, task_from_mapping
@@ -266,7 +265,7 @@ def add_tasks(db: Session, study: Study, specs: Sequence[TaskSpec], data_dir: st
             left, right = (a, b) if a_left else (b, a)
             db.add(Assignment(study_id=study.id, unit_key=f"p{pair.id}", slot=slot, pair_id=pair.id,
                               left_task_id=left.id, right_task_id=right.id, status=SLOT_OPEN))
-    db.flush()
+    _count_added(db, study, len(pairs), len(pairs) * quota)
     refresh_statistics(db, [StudyTask, TaskPair, Assignment])
     return len(new_tasks)
 
@@ -298,9 +297,18 @@ def add_examples(db: Session, study: Study, examples: Sequence[Example], now: da
     k = study.labels_per_item or DEFAULT_LABELS_PER_ITEM
     db.add_all([Assignment(study_id=study.id, unit_key=f"i{it.id}", slot=s, item_id=it.id, status=SLOT_OPEN)
                 for it in items for s in range(k)])
-    db.flush()
+    _count_added(db, study, len(items), len(items) * k)
     refresh_statistics(db, [Item, Assignment])
     return len(items)
+
+
+def _count_added(db: Session, study: Study, units: int, slots: int) -> None:
+    """Flush the new rows and add them to the study's unit and slot counters (`tallies`), as one atomic
+    increment each (concurrent adds to the same study do not lose one another's)."""
+    study.n_units = Study.n_units + units
+    study.n_slots = Study.n_slots + slots
+    db.add(study)
+    db.flush()
 
 
 def refresh_statistics(db: Session, tables: Sequence[type]) -> None:
@@ -416,15 +424,15 @@ def close_study(db: Session, name: str, now: datetime | None = None) -> Study:
 
 
 def count_units(db: Session, study: Study) -> int:
-    """Return the number of units: items (labeling) or task pairs (pairwise)."""
-    table = Item if study.kind == LABELING else TaskPair
-    return int(db.scalar(select(func.count()).select_from(table).where(table.study_id == study.id)) or 0)
+    """Return the number of units: items (labeling) or task pairs (pairwise), as counted when they were added."""
+    return int(db.scalar(select(Study.n_units).where(Study.id == study.id)) or 0)
 
 
 def count_answers(db: Session, study: Study) -> int:
-    """Return the number of answers stored (labels or judgments; attention checks not counted)."""
-    table = LabelRecord if study.kind == LABELING else Judgment
-    return int(db.scalar(select(func.count()).select_from(table).where(table.study_id == study.id)) or 0)
+    """Return the number of answers stored (labels or judgments; attention checks not counted), from the
+    per-worker counters (`tallies`)."""
+    return int(db.scalar(select(func.coalesce(func.sum(WorkerStats.answered), 0))
+                         .where(WorkerStats.study_id == study.id)) or 0)
 
 
 def summary(db: Session, study: Study) -> dict[str, Any]:
