@@ -21,6 +21,10 @@ re-issued), and no lease left active.
 
     python bench/server_load.py [--db sqlite|postgres|both] [--workers 1,8,32,64] [--seconds 10]
                                 [--loop strict|one-trip|both] [--server-workers 2] [--threads 8]
+    python bench/server_load.py --scale [--db ...] [--sizes 10000,100000,1000000] [--cycles 300]
+
+`--scale` measures instead how the cost per answer and the admin views grow with the study
+(bench/server_scale.py).
 
 Each load level also prints the CPU time per accepted answer of the server (gunicorn), PostgreSQL and
 the load generator, which disturbance from other work on a shared machine changes far less than rates
@@ -802,6 +806,35 @@ def crash_test(db: str, db_url: str, root: Path, server_workers: int, threads: i
     return ok
 
 
+def run_scale(args) -> int:
+    """`--scale`: bench/server_scale.py on each database in turn."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import server_scale
+
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    if not sizes or any(n < 5 * server_scale.PER_WORKER for n in sizes):
+        raise SystemExit(f"--sizes: give slot counts of at least {5 * server_scale.PER_WORKER}, e.g. 10000,100000")
+    if not 0 <= args.answered < 1:
+        raise SystemExit("--answered: a share from 0 up to (not including) 1")
+    print(f"scale: labeling studies of {', '.join(f'{n:,}' for n in sizes)} slots ({server_scale.LABELS_PER_ITEM} "
+          f"labels per item, {args.answered:.0%} answered), {args.cycles} cycles per loop, in process; "
+          f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} (machine may be shared)", flush=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="subjlab-scale-") as tmp:
+        root = Path(tmp)
+        if os.geteuid() == 0:
+            os.chmod(root, 0o755)
+        server_scale.print_header()
+        for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
+            with database(db, root) as db_url:
+                meter = CpuMeter(-1, postmaster_pid(db_url))
+                results += server_scale.run(db, db_url, sizes, args.cycles, args.view_repeats, args.answered,
+                                            lambda: meter.snapshot()["postgres"], ADMIN_TOKEN)
+    server_scale.print_ratios(results)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -837,7 +870,19 @@ def main(argv: list[str] | None = None) -> int:
                              "under the same gunicorn settings and load (server CPU per request)")
     parser.add_argument("--nice", type=int, default=10,
                         help="nice increment of the load-generator threads (the server runs at normal priority)")
+    scale = parser.add_argument_group("scale (--scale: per-answer cost and admin views as a study grows, "
+                                      "bench/server_scale.py; in this process, no gunicorn)")
+    scale.add_argument("--scale", action="store_true",
+                       help="instead of the load levels: fill studies of --sizes slots straight into the database "
+                            "and measure next + answer and answer?next=1 cycles and the admin views at each size")
+    scale.add_argument("--sizes", default="10000,100000,1000000", help="slots per study, comma-separated")
+    scale.add_argument("--cycles", type=int, default=300, help="answer cycles per loop and size")
+    scale.add_argument("--view-repeats", type=int, default=5, help="calls of each admin view (median) per size")
+    scale.add_argument("--answered", type=float, default=0.5,
+                       help="share of each study's slots already answered by earlier workers")
     args = parser.parse_args(argv)
+    if args.scale:
+        return run_scale(args)
     levels = [int(x) for x in args.workers.split(",") if x.strip()]
     if not levels or any(n < 1 or n > 256 for n in levels):
         parser.error("--workers: give counts between 1 and 256, e.g. 1,8,32,64")
