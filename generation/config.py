@@ -165,7 +165,9 @@ class GenerationConfig:
             min_words=self.min_words,
             near_duplicate_threshold=self.near_duplicate_threshold,
             demo_copy_threshold=self.demo_copy_threshold if self.mode == "few-shot" else None,
-            prompt_echoes=tuple(self.spec.label_descriptions[lab] for lab in self.spec.labels),
+            prompt_echoes=(*(self.spec.label_descriptions[lab] for lab in self.spec.labels), self.spec.context,
+                           self.spec.style),
+            label_names=tuple(self.spec.labels),
         )
 
     def to_dict(self) -> dict[str, Any]:

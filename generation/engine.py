@@ -22,7 +22,9 @@ prompt every n turns, a new conversation after `max_turns`, or after `stall_turn
 that gave no accepted text: the model is repeating itself, so the conversation is abandoned, counted
 in `abandoned_conversations`); in few-shot mode each request is new, with its own seeded
 demonstrations. Lanes go to the labels that still need texts, never more lanes to a label than
-texts it still needs. The round's requests are answered from the response cache or sent to the
+texts it still needs; in zero-shot mode new conversations are opened only as far as each can reach
+its first diversity turn (`Planner.max_lanes`), so even a run of a few texts per label sends the
+diversity prompt. The round's requests are answered from the response cache or sent to the
 backend (at most `concurrency` at once; in batches for the local backend; as one Batch API job for
 "openai-batch"), with retries (`generation.retry`: exponential backoff with jitter, or the
 server's Retry-After) on rate limits, 5xx, timeouts and malformed bodies; 401/403 stop the run at
@@ -380,7 +382,7 @@ class _Run:
     def _assign(self, going_on: list[Lane], need: dict[str, int], next_index: dict[str, int]) -> list[Lane]:
         """Return the next round's lanes: conversations in `going_on` whose label still needs texts
         (never more lanes to a label than texts it needs), then new lanes for the labels with the
-        fewest lanes, up to `conversations` (advances `next_index`)."""
+        fewest lanes (up to `Planner.max_lanes` a label), up to `conversations` (advances `next_index`)."""
         c = self.config
         kept: list[Lane] = []
         per_label: Counter[str] = Counter()
@@ -389,7 +391,7 @@ class _Run:
                 kept.append(lane)
                 per_label[lane.label] += 1
         while len(kept) < c.effective_conversations:
-            open_labels = [lab for lab in self.labels if per_label[lab] < need[lab]]
+            open_labels = [lab for lab in self.labels if per_label[lab] < self.planner.max_lanes(need[lab])]
             if not open_labels:
                 break
             lab = min(open_labels, key=lambda x: (per_label[x], self.labels.index(x)))
