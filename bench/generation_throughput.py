@@ -19,9 +19,21 @@
     reads all weights for one row), 16 at once is compute bound, so a second idle core helps the
     batched side only: on an idle 2-core machine 2 threads gave 3.6x, 1 thread 2.8x. Target >= 3x.
 
+(c) The whole engine at a real API's rate limit: the loopback endpoint (own process, 200 ms latency)
+    behind `generation.openai_server.RateLimit`: R requests/s and T tokens/min (token buckets of
+    one second; 429 at once beyond them, with Retry-After, a quarter of them with no headers at
+    all), once with OpenAI's `x-ratelimit-*` headers on every reply and once without (as vLLM or
+    Ollama behind a proxy). At --concurrency 16, the adaptive limit (default) and today's fixed
+    concurrency (`adaptive_concurrency=False`: 16 in flight, 429s retried with backoff up to
+    --max-retries) alternate on a fresh endpoint: texts/s as a share of what the endpoint allowed
+    over the run (its buckets' refill over the elapsed time plus their initial contents; targets:
+    >= 0.9), 429s per text written (target <= 0.2), client CPU per text, and runs that gave up.
+(d) A 30 s storm of 429s (every request, Retry-After 1 s or no headers) in the middle of an adaptive
+    run: how soon after its end the endpoint serves again, and the exact count at the end.
+
 Both baselines are measured in the same run; the load average is printed with the results.
-Run: `python bench/generation_throughput.py` (runs at nice 10; about 4 minutes on a 2-core CPU;
---quick for smaller sizes).
+Run: `python bench/generation_throughput.py` (runs at nice 10; about 10 minutes on a 2-core CPU;
+--quick for smaller sizes; --case to run one of them).
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from generation.backends.base import ChatRequest  # noqa: E402
 from generation.engine import GenerationConfig  # noqa: E402
-from generation.openai_server import ChatCompletionServer, completion_body  # noqa: E402
+from generation.openai_server import ChatCompletionServer, RateLimit, completion_body, prompt_tokens  # noqa: E402
 from generation.prompts import ZeroShotConversation  # noqa: E402
 from subjlab.tasks import get_task  # noqa: E402
 
@@ -59,7 +71,7 @@ class FixedLatency:
         time.sleep(self.latency)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
         text = " ".join(WORDS[b % len(WORDS)] for b in digest[:9]).capitalize() + "."
-        return completion_body(body.get("model", "bench"), text, 40, 12)
+        return completion_body(body.get("model", "bench"), text, prompt_tokens(body), 12)
 
 
 def _serve(latency: float, port_queue) -> None:
@@ -124,6 +136,177 @@ def _run_concurrency(url: str, texts: dict[int, int], repeats: dict[int, int]) -
     return rates
 
 
+class _Switch:
+    """The responder of the rate-limited endpoint process: the current `RateLimit` (replaced for
+    each run, so each starts with full buckets)."""
+
+    def __init__(self) -> None:
+        self.current: RateLimit | None = None
+
+    def __call__(self, body: dict):
+        assert self.current is not None
+        return self.current(body)
+
+
+def _serve_rate_limited(latency: float, conn) -> None:
+    """Serve `FixedLatency(latency)` behind a `RateLimit`; commands come over `conn`:
+    ("limit", kwargs) starts a fresh limit, ("storm", start, end) adds a storm, ("stats",) answers
+    the limit's counters and log."""
+    switch = _Switch()
+    server = ChatCompletionServer(switch)
+    server.start()
+    conn.send(server.port)
+    while True:
+        try:
+            command = conn.recv()
+        except EOFError:
+            return
+        if command[0] == "limit":
+            switch.current = RateLimit(FixedLatency(latency), **command[1])
+            conn.send(None)
+        elif command[0] == "storm":
+            switch.current.storm(command[1], command[2])
+            conn.send(None)
+        elif command[0] == "stats":
+            lim = switch.current
+            conn.send({"admitted": lim.admitted, "rejected": lim.rejected, "tokens_charged": lim.tokens_charged,
+                       "log": list(lim.log)})
+
+
+def _allowed_texts(limit: dict, stats: dict, elapsed: float) -> float:
+    """Requests the endpoint could have admitted over `elapsed` seconds: its buckets' initial
+    contents plus their refill, the token bucket in requests of the run's mean charge."""
+    requests = limit["requests_per_s"] * (limit.get("burst_s", 1.0) + elapsed)
+    if limit.get("tokens_per_min") is None or not stats["admitted"]:
+        return requests
+    per_request = stats["tokens_charged"] / stats["admitted"]
+    tokens = limit["tokens_per_min"] / 60.0 * (limit.get("burst_s", 1.0) + elapsed)
+    return min(requests, tokens / per_request)
+
+
+def _rate_limited_run(conn, url: str, limit: dict, per_label: int, adaptive: bool, out: Path,
+                      storm: tuple[float, float] | None = None) -> dict:
+    """One engine run (2 labels x `per_label` texts, --concurrency 16) against a fresh limit;
+    returns what the bench prints."""
+    import asyncio
+
+    from generation.engine import GenerationError, generate_async, summary_path
+
+    conn.send(("limit", limit))
+    conn.recv()
+    config = GenerationConfig(
+        task="sms_spam", per_label=per_label, backend="openai", base_url=url, api_key="bench", model="bench",
+        concurrency=16, adaptive_concurrency=adaptive, cache=False, near_duplicate_threshold=None, progress=False,
+    )
+    start, cpu_start = time.monotonic(), time.process_time()
+    if storm is not None:
+        conn.send(("storm", start + storm[0], start + storm[0] + storm[1]))
+        conn.recv()
+    gave_up = None
+    try:
+        asyncio.run(generate_async(config, out))
+    except GenerationError as exc:
+        gave_up = str(exc)
+    elapsed, cpu = time.monotonic() - start, time.process_time() - cpu_start
+    summary = json.loads(summary_path(out).read_text())
+    conn.send(("stats",))
+    stats = conn.recv()
+    written = summary["written"]
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    return {
+        "written": written, "per_label": summary["per_label"], "elapsed": elapsed, "gave_up": gave_up,
+        "rows_per_label": {lab: sum(r["label"] == lab for r in rows) for lab in summary["per_label"]},
+        "share": written / _allowed_texts(limit, stats, elapsed), "rejected": stats["rejected"],
+        "per_text": stats["rejected"] / max(written, 1), "cpu_ms": 1000 * cpu / max(written, 1),
+        "rate_limit": summary.get("rate_limit"), "log": stats["log"], "start": start,
+    }
+
+
+def _describe_run(name: str, run: dict) -> str:
+    end = f"GAVE UP after {run['written']} texts ({run['gave_up'][:90]})" if run["gave_up"] else \
+        f"{run['written']} texts"
+    limit = run["rate_limit"]
+    settled = "" if not limit else f"; settled at {limit['concurrency']:g} in flight, limited by {limit['limited_by']}"
+    return (f"  {name:8s} {end} in {run['elapsed']:.1f} s = {run['written'] / run['elapsed']:.2f} texts/s = "
+            f"{run['share']:.2f} of allowed; {run['rejected']} x 429 = {run['per_text']:.2f} per text; "
+            f"{run['cpu_ms']:.1f} ms CPU per text{settled}")
+
+
+def bench_rate_limited(per_label: int, repeats: int, storm_s: float, latency: float = 0.2) -> dict:
+    """(c) adaptive vs fixed concurrency at a rate limit, with and without budget headers, and
+    (d) the storm. Returns {variant: {"adaptive": [runs], "fixed": [runs]}, "storm": run}."""
+    import multiprocessing as mp
+    import statistics
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_serve_rate_limited, args=(latency, child), daemon=True)
+    proc.start()
+    results: dict = {}
+    try:
+        url = f"http://127.0.0.1:{parent.recv()}/v1"
+        with tempfile.TemporaryDirectory() as tmp:  # warm-up: the first run in a process pays ~2 s of imports
+            _rate_limited_run(parent, url, dict(requests_per_s=1000.0), 2, True, Path(tmp) / "warm-up.jsonl")
+        variants = {
+            "headers": dict(requests_per_s=8.0, tokens_per_min=90_000, headers=True, bare_share=0.25),
+            "no headers": dict(requests_per_s=8.0, tokens_per_min=90_000, headers=False, bare_share=0.25),
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            for variant, limit in variants.items():
+                print(f"  {variant}: 8 requests/s, 90,000 tokens/min, 2 x {per_label} texts at --concurrency 16", flush=True)
+                runs: dict[str, list] = {"adaptive": [], "fixed": []}
+                for rep in range(repeats):
+                    for name in ("adaptive", "fixed") if rep % 2 == 0 else ("fixed", "adaptive"):
+                        out = Path(tmp) / f"{variant.replace(' ', '_')}-{name}-{rep}.jsonl"
+                        run = _rate_limited_run(parent, url, dict(limit, seed=rep), per_label, name == "adaptive", out)
+                        runs[name].append(run)
+                        print(_describe_run(name, run), flush=True)
+                for name in ("adaptive", "fixed"):
+                    done = [r for r in runs[name] if not r["gave_up"]]
+                    if done:
+                        print(f"  {variant} {name:8s} medians: {statistics.median(r['share'] for r in done):.2f} of the "
+                              f"allowed rate, {statistics.median(r['per_text'] for r in done):.2f} x 429 per text "
+                              f"({len(runs[name]) - len(done)} of {len(runs[name])} runs gave up)", flush=True)
+                    else:
+                        print(f"  {variant} {name:8s}: every run gave up", flush=True)
+                results[variant] = runs
+            if storm_s > 0:
+                limit = dict(variants["no headers"], seed=99)
+                storm_at = 10.0
+                n = max(per_label, int(8 * (storm_at + storm_s + 15) / 2))
+                print(f"(d) a {storm_s:.0f} s storm of 429s from {storm_at:.0f} s into a run of 2 x {n} texts "
+                      f"(no budget headers)", flush=True)
+                for name in ("adaptive", "fixed"):
+                    out = Path(tmp) / f"storm-{name}.jsonl"
+                    run = _rate_limited_run(parent, url, limit, n, name == "adaptive", out, storm=(storm_at, storm_s))
+                    end = run["start"] + storm_at + storm_s
+                    served = sorted(t for t, status in run["log"] if status == 200 and t >= end)
+                    run["first_after"] = served[0] - end if served else None
+                    run["back_to_80"] = _back_to(served, end, 0.8 * limit["requests_per_s"])
+                    run["exact"] = run["rows_per_label"] == {lab: n for lab in run["rows_per_label"]}
+                    print(_describe_run(name, run), flush=True)
+                    if not run["gave_up"]:
+                        first = "never" if run["first_after"] is None else f"{run['first_after']:.2f} s"
+                        back = "never" if run["back_to_80"] is None else f"{run['back_to_80']:.1f} s"
+                        print(f"  {name:8s} after the storm: first text served {first} after its end, 80% of the "
+                              f"allowed rate (over 2 s) {back} after; texts per label {run['rows_per_label']} "
+                              f"({'exact' if run['exact'] else 'NOT exact'})", flush=True)
+                    results[f"storm {name}"] = run
+    finally:
+        parent.close()
+        proc.terminate()
+        proc.join(timeout=10)
+    return results
+
+
+def _back_to(served: list[float], since: float, rate: float, span: float = 2.0) -> float | None:
+    """Seconds after `since` until `span` seconds in a row served at least `rate` requests/s."""
+    for i, t in enumerate(served):
+        if sum(1 for u in served[i:] if u < t + span) >= rate * span:
+            return t - since
+    return None
+
+
 def load_average() -> str:
     """Return the 1/5/15-minute load averages as text (what else the machine was doing)."""
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -170,32 +353,42 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for (b) (default: the idle cores at start, as `subjlab run` chooses)")
+    parser.add_argument("--case", choices=("concurrency", "local", "rate-limit"), default=None,
+                        help="run only (a) concurrency, (b) local or (c)+(d) rate-limit (default: all)")
     args = parser.parse_args()
     try:
         os.nice(10)
     except OSError:
         pass
-    texts = {1: 16, 16: 64} if args.quick else {1: 48, 16: 160}
-    repeats = {1: 1, 16: 1} if args.quick else {1: 3, 16: 5}
-    n_local = 4 if args.quick else 16
-    print(f"(a) engine vs a loopback endpoint with 200 ms latency: {texts[16]} texts at concurrency 16 "
-          f"(median of {repeats[16]}), {texts[1]} at 1 (median of {repeats[1]}); load average {load_average()}")
-    rates = bench_concurrency(0.2, texts, repeats)
-    print(f"concurrency 16 vs 1 (medians): {rates[16] / rates[1]:.1f}x texts/s (target >= 12x, ideal 16x); "
-          f"load average {load_average()}")
-    if not args.quick:
-        print("(a') the same with a 1 s latency (closer to a real chat model's), 32 texts, one run each")
-        slow = bench_concurrency(1.0, {1: 32, 16: 32}, {1: 1, 16: 1})
-        print(f"concurrency 16 vs 1 at 1 s latency: {slow[16] / slow[1]:.1f}x texts/s (ideal 16x)")
-    if args.threads is None:
-        from subjlab.runner.util import auto_threads
+    if args.case in (None, "concurrency"):
+        texts = {1: 16, 16: 64} if args.quick else {1: 48, 16: 160}
+        repeats = {1: 1, 16: 1} if args.quick else {1: 3, 16: 5}
+        print(f"(a) engine vs a loopback endpoint with 200 ms latency: {texts[16]} texts at concurrency 16 "
+              f"(median of {repeats[16]}), {texts[1]} at 1 (median of {repeats[1]}); load average {load_average()}")
+        rates = bench_concurrency(0.2, texts, repeats)
+        print(f"concurrency 16 vs 1 (medians): {rates[16] / rates[1]:.1f}x texts/s (target >= 12x, ideal 16x); "
+              f"load average {load_average()}")
+        if not args.quick:
+            print("(a') the same with a 1 s latency (closer to a real chat model's), 32 texts, one run each")
+            slow = bench_concurrency(1.0, {1: 32, 16: 32}, {1: 1, 16: 1})
+            print(f"concurrency 16 vs 1 at 1 s latency: {slow[16] / slow[1]:.1f}x texts/s (ideal 16x)")
+    if args.case in (None, "local"):
+        if args.threads is None:
+            from subjlab.runner.util import auto_threads
 
-        args.threads = auto_threads()
-    print(f"(b) local SmolLM2-135M-Instruct, {n_local} texts, 48 max tokens, greedy, {args.threads} thread(s)")
-    local = bench_local_batching(n_local, n_local, 48, args.threads)
-    (single, batched), (single_cpu, batched_cpu) = local["wall"], local["cpu"]
-    print(f"local batched ({n_local} conversations) vs one at a time: {batched / single:.1f}x texts/s wall, "
-          f"{batched_cpu / single_cpu:.1f}x texts per CPU-second (target >= 3x); load average {load_average()}")
+            args.threads = auto_threads()
+        n_local = 4 if args.quick else 16
+        print(f"(b) local SmolLM2-135M-Instruct, {n_local} texts, 48 max tokens, greedy, {args.threads} thread(s)")
+        local = bench_local_batching(n_local, n_local, 48, args.threads)
+        (single, batched), (single_cpu, batched_cpu) = local["wall"], local["cpu"]
+        print(f"local batched ({n_local} conversations) vs one at a time: {batched / single:.1f}x texts/s wall, "
+              f"{batched_cpu / single_cpu:.1f}x texts per CPU-second (target >= 3x); load average {load_average()}")
+    if args.case in (None, "rate-limit"):
+        per_label, repeats, storm_s = (40, 1, 10.0) if args.quick else (120, 3, 30.0)
+        print(f"(c) engine vs a rate-limited loopback endpoint (200 ms latency), adaptive limit vs fixed concurrency, "
+              f"{repeats} run(s) each, alternating; load average {load_average()}", flush=True)
+        bench_rate_limited(per_label, repeats, storm_s)
+        print(f"load average {load_average()}")
 
 
 if __name__ == "__main__":
