@@ -10,16 +10,18 @@ time in backoff. `AdaptiveLimiter` sits in front of every call:
   `x-ratelimit-reset-*`, a request waits until both buckets (requests, and tokens at the request's
   estimated cost: prompt tokens as the endpoint counts them, learnt from `usage`, plus
   `max_tokens`) have room for it, counting what was sent since the newest reply and what the
-  buckets refilled since (refill rate = (limit - remaining) / reset).
-- 429s (with or without headers): the window of requests in flight (`AIMDWindow`) is cut by
-  `BETA` once per burst of 429s (those of requests sent before the cut are the same burst), and
-  grows by `ALPHA` per window of successes while it is what holds requests back (additive increase,
+  buckets refilled since (their refill rates follow from limit, remaining and reset).
+- 429s (with or without headers): the window of requests in flight (`AIMDWindow`) is cut once
+  per burst of 429s (those of requests sent before the cut are the same burst): by at least
+  `BETA`, and down to `SERVED_SHARE` of what the endpoint served over the last second; while it is
+  what holds requests back it grows by `GROWTH_PER_S` of that size per second (additive increase,
   multiplicative decrease; never below 1, never above `--concurrency`). After the first 429,
   requests are also paced: one every latency / window seconds, so a window of 1.6 means 1.6
   requests in flight on average, not 1 or 2. After a storm of 429s the window climbs back to where
-  it was cut from one step per success (doubling per round trip), then additively.
-- `Retry-After` / `retry-after-ms` on a 429 holds every new request until then. 429s in a row
-  without any header are probed with one request at a time after a doubling pause (0.2 s up to
+  it was cut from one step per success (doubling per round trip).
+- `Retry-After` / `retry-after-ms` on a 429: that request comes back when the server said; if 429s
+  go on after the window was cut, every new request is held that long. 429s in a row without any
+  header are probed with one request at a time after a doubling pause (0.2 s up to
   `PROBE_CAP_S`), so a run recovers within seconds of the endpoint's recovery.
 - A request that got 429 is retried through the limiter, ahead of requests sent after it, and a
   429 does not use up `--max-retries`: the run waits as long as the endpoint has served some request
@@ -39,13 +41,13 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
 from generation.backends.base import ChatResponse, RetryableError
-from generation.ratelimit import RateLimitHeaders, ServerBudget
+from generation.ratelimit import ServerBudget
 
 GROWTH_PER_S = 0.02  #: additive increase: this share of the window's last good size per second
 BETA = 0.9  #: multiplicative decrease: at least this cut on a burst of 429s ...
 SERVED_SHARE = 0.95  #: ... and down to this share of what the endpoint served over the last second
 EMPTY_BETA = 0.5  #: the cut when the endpoint served nothing over the last second
-PROBE_CAP_S = 5.0  #: longest pause between probes while 429s without headers go on
+PROBE_CAP_S = 2.0  #: longest pause between probes while 429s without headers go on
 _FIRST_PROBE_S = 0.2
 _LATENCY_GUESS_S = 0.25  #: assumed until the first success is timed
 _EWMA = 0.2
@@ -146,15 +148,15 @@ class AdaptiveLimiter:
     """The gate every call of the `openai` backend passes (see the module docstring).
 
     ceiling: `--concurrency`. patience: seconds of nothing but 429s after which a 429 counts
-    against the retry budget like any other failure. clock: for tests.
+    against the retry budget like any other failure.
     """
 
-    def __init__(self, ceiling: int, patience: float = 360.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, ceiling: int, patience: float = 360.0):
         self.window = AIMDWindow(ceiling)
         self.budget = ServerBudget()
         self.patience = patience
-        self._clock = clock
-        self._change: asyncio.Future | None = None  #: resolved at the next change waiters care about
+        self._clock = time.monotonic
+        self._wake: dict[int, asyncio.Future] = {}  #: a waiting request's wake-up, by ticket
         self._queue: list[int] = []  #: tickets waiting, oldest request first
         self._tickets = itertools.count()
         self.in_flight = 0
@@ -168,11 +170,10 @@ class AdaptiveLimiter:
         self._hold_until = 0.0
         self._cuts_in_row = 0  #: window cuts since the last success
         self._not_before: dict[int, float] = {}  #: when a request that got 429 may go again
-        self._last_served = clock()
-        self.rate_limited = 0
-        self.held_by_budget = 0
+        self._last_served = self._clock()
+        self.rate_limited = 0  #: 429s
+        self.waits_for_budget = 0  #: requests that waited for the budget the headers gave
         self.held_s = 0.0
-        self._headers: RateLimitHeaders | None = None
 
     # -- the call path --------------------------------------------------------------------------
     def attempts(self, call: Callable[[], Awaitable[list[ChatResponse]]], prompt_tokens: float, max_tokens: float,
@@ -231,7 +232,7 @@ class AdaptiveLimiter:
                             break
                         pressed = pressed or pace >= max(hold, budget)
                         for_budget = for_budget or budget > max(pace, hold)
-                await self._next_change(timeout)
+                await self._wait_turn(ticket, timeout)
         except BaseException:
             self._queue.remove(ticket)
             heapq.heapify(self._queue)
@@ -242,22 +243,28 @@ class AdaptiveLimiter:
         self.sent += 1
         self._requests_spent += 1
         self._tokens_spent += cost
-        self.held_by_budget += for_budget
+        self.waits_for_budget += for_budget
         self._next_send = max(self._next_send, now) + (self.latency or _LATENCY_GUESS_S) / self.window.size
         self._changed()
         return _Send(self.sent, now, prompt_tokens, cost, self._requests_spent, self._tokens_spent, pressed)
 
-    async def _next_change(self, timeout: float | None) -> None:
-        """Wait until something that may let a request go happens (a release, a send, a reply),
-        or `timeout` seconds."""
-        if self._change is None:
-            self._change = asyncio.get_running_loop().create_future()
-        await asyncio.wait([self._change], timeout=timeout)
+    async def _wait_turn(self, ticket: int, timeout: float | None) -> None:
+        """Sleep until `_changed` wakes this request (only the oldest waiting one is woken: a
+        release, a send or a reply can only let that one go), or `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        wake = self._wake[ticket] = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _resolve, wake)
+        try:
+            await wake
+        finally:
+            self._wake.pop(ticket, None)
+            if timer is not None:
+                timer.cancel()
 
     def _changed(self) -> None:
-        change, self._change = self._change, None
-        if change is not None and not change.done():
-            change.set_result(None)
+        """Wake the oldest waiting request to look again."""
+        if self._queue:
+            _resolve(self._wake.get(self._queue[0]))
 
     def _release(self) -> None:
         self.in_flight -= 1
@@ -273,7 +280,6 @@ class AdaptiveLimiter:
             self._token_scale = (1 - _EWMA) * self._token_scale + _EWMA * (counted / send.prompt_tokens)
         headers = next((r.rate_limit for r in reversed(responses) if r.rate_limit is not None), None)
         if headers is not None:
-            self._headers = headers
             self.budget.update(headers, send.no, send.at, send.requests_spent, send.tokens_spent)
         self.window.on_success(send.pressed, now)
         self._cuts_in_row = 0
@@ -286,7 +292,6 @@ class AdaptiveLimiter:
         self.paced = True
         headers = exc.rate_limit
         if headers is not None:  # the server did not count this request: its budget is without it
-            self._headers = headers
             self.budget.update(headers, send.no, send.at, send.requests_spent - 1, send.tokens_spent - send.cost)
         if exc.retry_after is not None:  # this request comes back when the server said
             self._not_before[ticket] = now + exc.retry_after
@@ -316,7 +321,7 @@ class AdaptiveLimiter:
         budget), `latency_s`."""
         requests = self.budget.requests.rate if self.budget.requests is not None else None
         tokens = self.budget.tokens.rate if self.budget.tokens is not None else None
-        limited_by = "headers" if self.held_by_budget else "429s" if self.rate_limited else "nothing"
+        limited_by = "headers" if self.waits_for_budget else "429s" if self.rate_limited else "nothing"
         return {
             "limited_by": limited_by,
             "ceiling": self.window.ceiling,
@@ -327,9 +332,14 @@ class AdaptiveLimiter:
             "rate_limited": self.rate_limited,
             "window_cuts": self.window.cuts,
             "held_s": round(self.held_s, 2),
-            "waits_for_budget": self.held_by_budget,
+            "waits_for_budget": self.waits_for_budget,
             "latency_s": None if self.latency is None else round(self.latency, 3),
         }
+
+
+def _resolve(future: asyncio.Future | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 def describe(report: dict[str, Any] | None) -> str:

@@ -14,16 +14,19 @@ body and headers, e.g. for fault injection). `RateLimit` wraps a responder in Op
 token rate limits (token buckets, 429s with Retry-After, `x-ratelimit-*` headers, 429 storms).
 
     python -m generation.openai_server --port 8000           # serves SmolLM2 on 127.0.0.1:8000
+    python -m generation.openai_server --canned 0.2 --requests-per-s 8   # no model; OpenAI's 429s
     OPENAI_API_KEY=none subjlab generate --backend openai --base-url http://127.0.0.1:8000/v1 \\
         --model SmolLM2-135M-Instruct-Q4_1 --task sms_spam --per-label 5 --out spam.jsonl
 
 Requests are served by threads; the local model answers one request at a time. Binds to
-127.0.0.1 unless told otherwise.
+127.0.0.1 unless told otherwise. (Over 450 lines: one concern, the stand-in endpoint - chat, Batch
+API, rate limits - kept in one self-contained file so that it can move as one piece.)
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -88,6 +91,25 @@ def request_from_body(body: dict[str, Any], default_max_tokens: int = 256) -> Ch
         top_p=1.0 if top_p is None else float(top_p),
         seed=None if seed is None else int(seed),
     )
+
+
+_WORDS = ("amber basil cedar delta ember fjord grove heron iris juniper kestrel lumen maple nectar onyx "
+          "pebble quill raven sable thistle umber vale willow yarrow zephyr").split()
+
+
+class CannedReplies:
+    """A responder that answers each request after `latency` seconds with a distinct 9-word
+    sentence (a hash of the request), counting prompt tokens as `prompt_tokens` does: an endpoint
+    as fast as wanted, for benchmarks and for trying the engine and its rate limits without a model."""
+
+    def __init__(self, latency: float = 0.2):
+        self.latency = latency
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
+        time.sleep(self.latency)
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
+        text = " ".join(_WORDS[b % len(_WORDS)] for b in digest[:9]).capitalize() + "."
+        return completion_body(body.get("model", "canned"), text, prompt_tokens(body), 12)
 
 
 def local_model_responder(backend: Any, default_max_tokens: int = 256) -> Responder:
@@ -486,19 +508,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")
     parser.add_argument("--model", default=None, help="a .gguf file or Hugging Face model directory (default: SmolLM2)")
+    parser.add_argument("--canned", type=float, default=None, metavar="LATENCY",
+                        help="no model: answer with distinct canned sentences after LATENCY seconds")
     parser.add_argument("--threads", type=int, default=None, help="torch threads while generating (default: torch's)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.add_argument("--requests-per-s", type=float, default=None,
                         help="enforce a request rate limit, as OpenAI does (429 with Retry-After beyond it)")
     parser.add_argument("--tokens-per-min", type=float, default=None,
                         help="enforce a token rate limit (prompt tokens + max_tokens per request)")
+    parser.add_argument("--no-limit-headers", action="store_true",
+                        help="with a rate limit: send no x-ratelimit-* headers, only 429s with Retry-After")
     args = parser.parse_args(argv)
-    backend = LocalBackend(model_path=args.model, batch_size=1, threads=args.threads)
-    responder: Responder = local_model_responder(backend)
+    if args.canned is not None:
+        responder: Responder = CannedReplies(args.canned)
+        model = "canned"
+    else:
+        backend = LocalBackend(model_path=args.model, batch_size=1, threads=args.threads)
+        responder, model = local_model_responder(backend), backend.model
+    limits = ""
     if args.requests_per_s is not None or args.tokens_per_min is not None:
-        responder = RateLimit(responder, args.requests_per_s or 1e9, args.tokens_per_min)
-    server = ChatCompletionServer(responder, args.host, args.port, backend.model, args.verbose)
-    print(f"serving {backend.model} at {server.url} (Ctrl-C stops)", flush=True)
+        responder = RateLimit(responder, args.requests_per_s or 1e9, args.tokens_per_min,
+                              headers=not args.no_limit_headers)
+        limits = f", at most {args.requests_per_s or 'any'} requests/s and {args.tokens_per_min or 'any'} tokens/min"
+    server = ChatCompletionServer(responder, args.host, args.port, model, args.verbose)
+    print(f"serving {model} at {server.url}{limits} (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

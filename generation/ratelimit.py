@@ -110,20 +110,30 @@ class RateLimitHeaders:
 
 
 def read_rate_limit(headers: Mapping[str, str] | Any) -> RateLimitHeaders | None:
-    """Read the rate-limit headers of a reply (any case-insensitive mapping, e.g. httpx's
-    `Headers`); None when it carries none of them."""
+    """Read the rate-limit headers of a reply (a mapping with `items()`, e.g. httpx's `Headers`;
+    names in any case); None when it carries none of them."""
     if headers is None:
         return None
-    found = RateLimitHeaders(
-        limit_requests=_number(headers, "x-ratelimit-limit-requests"),
-        remaining_requests=_number(headers, "x-ratelimit-remaining-requests"),
-        reset_requests=parse_duration(headers.get("x-ratelimit-reset-requests")),
-        limit_tokens=_number(headers, "x-ratelimit-limit-tokens"),
-        remaining_tokens=_number(headers, "x-ratelimit-remaining-tokens"),
-        reset_tokens=parse_duration(headers.get("x-ratelimit-reset-tokens")),
-        retry_after=parse_retry_after(headers),
+    # One pass over the reply's headers, undecoded where httpx keeps them (`raw`): most replies
+    # have none of these, and a lookup per name would walk (and decode) all headers each time.
+    raw = getattr(headers, "raw", None)
+    if isinstance(raw, list):
+        found = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw
+                 if name[:1] in b"xXrR" and name.lower().startswith((b"x-ratelimit-", b"retry-after"))}
+    else:
+        found = {name.lower(): value for name, value in headers.items()
+                 if name[:1] in "xXrR" and name.lower().startswith(("x-ratelimit-", "retry-after"))}
+    if not found:
+        return None
+    return RateLimitHeaders(
+        limit_requests=_number(found, "x-ratelimit-limit-requests"),
+        remaining_requests=_number(found, "x-ratelimit-remaining-requests"),
+        reset_requests=parse_duration(found.get("x-ratelimit-reset-requests")),
+        limit_tokens=_number(found, "x-ratelimit-limit-tokens"),
+        remaining_tokens=_number(found, "x-ratelimit-remaining-tokens"),
+        reset_tokens=parse_duration(found.get("x-ratelimit-reset-tokens")),
+        retry_after=parse_retry_after(found),
     )
-    return None if found == RateLimitHeaders() else found
 
 
 @dataclass(frozen=True)
