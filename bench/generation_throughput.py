@@ -33,18 +33,20 @@
     initial contents, the token bucket in requests of the run's mean cost; target >= 0.9), 429s per
     text written (target <= 0.2), client CPU per text, and runs that gave up.
 (d) A 30 s storm of 429s (every request; Retry-After 1 s, or no header for a quarter) from 10 s into
-    an adaptive run of 2 x 220 texts without budget headers, and the same for a fixed run: when the
-    endpoint serves again after the storm's end, when it is back to 80% of the rate of the 5 s
-    before the storm, and whether the run ends with exactly 220 texts per label.
+    an adaptive run of 2 x 100 texts at an endpoint allowing 8 requests/s (no token limit, no budget
+    headers), and the same for a fixed run: when the endpoint serves again after the storm's end,
+    when it is back to 80% of the allowed rate (over 2 s), and whether the run ends with exactly 100
+    texts per label.
 
 Both baselines are measured in the same run; the load average is printed with the results.
-Run: `python bench/generation_throughput.py` (runs at nice 10; about 15 minutes on a 2-core CPU,
-(c) and (d) about 10 of them; --quick for smaller sizes; --case to run one of them).
+Run: `python bench/generation_throughput.py` (runs at nice 10; about 20 minutes on a 2-core CPU,
+(c) about 13 of them, (d) 2; --quick for smaller sizes; --case to run one of them).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -223,77 +225,90 @@ def _describe_run(name: str, run: dict, share: bool = True) -> str:
             + (f"{run['cpu_ms']:.1f} ms CPU per text" if run["written"] else "no text to count CPU per text") + settled)
 
 
-def bench_rate_limited(per_label: int, repeats: int, storm_s: float, latency: float = 0.2) -> dict:
-    """(c) adaptive vs fixed concurrency at a rate limit, with and without budget headers, and
-    (d) the storm. Returns {variant: {"adaptive": [runs], "fixed": [runs]}, "storm": run}."""
+@contextlib.contextmanager
+def _limited_endpoint(latency: float = 0.2):
+    """Start the rate-limited endpoint process (`_serve_rate_limited`); yield (pipe, base URL)
+    after a warm-up run (the first run in a process pays about 2 s of imports)."""
     import multiprocessing as mp
-    import statistics
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_serve_rate_limited, args=(latency, child), daemon=True)
     proc.start()
-    results: dict = {}
     try:
         url = f"http://127.0.0.1:{parent.recv()}/v1"
-        with tempfile.TemporaryDirectory() as tmp:  # warm-up: the first run in a process pays ~2 s of imports
-            _rate_limited_run(parent, url, dict(requests_per_s=1000.0), 2, True, Path(tmp) / "warm-up.jsonl")
-        variants = {
-            "headers": dict(requests_per_s=8.0, tokens_per_min=90_000, headers=True, bare_share=0.25),
-            "no headers": dict(requests_per_s=8.0, tokens_per_min=90_000, headers=False, bare_share=0.25),
-        }
         with tempfile.TemporaryDirectory() as tmp:
-            for variant, limit in variants.items():
-                print(f"  {variant}: 8 requests/s, 90,000 tokens/min, 2 x {per_label} texts at --concurrency 16", flush=True)
-                runs: dict[str, list] = {"adaptive": [], "fixed": []}
-                for rep in range(repeats):
-                    for name in ("adaptive", "fixed") if rep % 2 == 0 else ("fixed", "adaptive"):
-                        out = Path(tmp) / f"{variant.replace(' ', '_')}-{name}-{rep}.jsonl"
-                        run = _rate_limited_run(parent, url, dict(limit, seed=rep), per_label, name == "adaptive", out)
-                        runs[name].append(run)
-                        print(_describe_run(name, run), flush=True)
-                # today's engine gives up with the default --max-retries 6; with 30 it finishes
-                out = Path(tmp) / f"{variant.replace(' ', '_')}-fixed-30.jsonl"
-                runs["fixed, --max-retries 30"] = [_rate_limited_run(parent, url, dict(limit, seed=7), per_label, False, out,
-                                                                     max_retries=30)]
-                print(_describe_run("fixed, --max-retries 30", runs["fixed, --max-retries 30"][0]), flush=True)
-                for name, done_runs in runs.items():
-                    done = [r for r in done_runs if not r["gave_up"]]
-                    if done:
-                        print(f"  {variant} {name}, medians: {statistics.median(r['share'] for r in done):.2f} of the "
-                              f"allowed rate, {statistics.median(r['per_text'] for r in done):.2f} x 429 per text "
-                              f"({len(done_runs) - len(done)} of {len(done_runs)} runs gave up)", flush=True)
-                    else:
-                        print(f"  {variant} {name}: every run gave up ({len(done_runs)} of {len(done_runs)})", flush=True)
-                results[variant] = runs
-            if storm_s > 0:
-                limit = dict(variants["no headers"], seed=99)
-                storm_at = 10.0
-                n = max(per_label, int(8 * (storm_at + storm_s + 15) / 2))
-                print(f"(d) a {storm_s:.0f} s storm of 429s from {storm_at:.0f} s into a run of 2 x {n} texts "
-                      f"(no budget headers)", flush=True)
-                for name in ("adaptive", "fixed"):
-                    out = Path(tmp) / f"storm-{name}.jsonl"
-                    run = _rate_limited_run(parent, url, limit, n, name == "adaptive", out, storm=(storm_at, storm_s))
-                    begin = run["start"] + storm_at
-                    end = begin + storm_s
-                    served = sorted(t for t, status in run["log"] if status == 200 and t >= end)
-                    before = sum(1 for t, status in run["log"] if status == 200 and begin - 5 <= t < begin) / 5
-                    run["first_after"] = served[0] - end if served else None
-                    run["back_to_80"] = _back_to(served, end, 0.8 * before)
-                    run["exact"] = run["rows_per_label"] == {lab: n for lab in run["rows_per_label"]}
-                    print(_describe_run(name, run, share=False), flush=True)
-                    if not run["gave_up"]:
-                        first = "never" if run["first_after"] is None else f"{run['first_after']:.2f} s"
-                        back = "never" if run["back_to_80"] is None else f"{run['back_to_80']:.1f} s"
-                        print(f"  {name:8s} after the storm: first request served {first} after its end, 80% of the "
-                              f"rate before it (over 2 s) {back} after; texts per label {run['rows_per_label']} "
-                              f"({'exact' if run['exact'] else 'NOT exact'})", flush=True)
-                    results[f"storm {name}"] = run
+            _rate_limited_run(parent, url, dict(requests_per_s=1000.0), 2, True, Path(tmp) / "warm-up.jsonl")
+        yield parent, url
     finally:
         parent.close()
         proc.terminate()
         proc.join(timeout=10)
+
+
+def bench_rate_limited(conn, url: str, per_label: int, repeats: int) -> dict:
+    """(c) adaptive vs fixed concurrency at a rate limit, with and without budget headers.
+    Returns {variant: {"adaptive": [runs], "fixed": [runs], "fixed, --max-retries 30": [run]}}."""
+    import statistics
+
+    variants = {
+        "headers": dict(requests_per_s=8.0, tokens_per_min=90_000, headers=True, bare_share=0.25),
+        "no headers": dict(requests_per_s=8.0, tokens_per_min=90_000, headers=False, bare_share=0.25),
+    }
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant, limit in variants.items():
+            print(f"  {variant}: 8 requests/s, 90,000 tokens/min, 2 x {per_label} texts at --concurrency 16", flush=True)
+            runs: dict[str, list] = {"adaptive": [], "fixed": []}
+            for rep in range(repeats):
+                for name in ("adaptive", "fixed") if rep % 2 == 0 else ("fixed", "adaptive"):
+                    out = Path(tmp) / f"{variant.replace(' ', '_')}-{name}-{rep}.jsonl"
+                    run = _rate_limited_run(conn, url, dict(limit, seed=rep), per_label, name == "adaptive", out)
+                    runs[name].append(run)
+                    print(_describe_run(name, run), flush=True)
+            # today's engine gives up with the default --max-retries 6; with 30 it finishes
+            out = Path(tmp) / f"{variant.replace(' ', '_')}-fixed-30.jsonl"
+            runs["fixed, --max-retries 30"] = [_rate_limited_run(conn, url, dict(limit, seed=7), per_label, False, out,
+                                                                 max_retries=30)]
+            print(_describe_run("fixed, --max-retries 30", runs["fixed, --max-retries 30"][0]), flush=True)
+            for name, done_runs in runs.items():
+                done = [r for r in done_runs if not r["gave_up"]]
+                if done:
+                    print(f"  {variant} {name}, medians: {statistics.median(r['share'] for r in done):.2f} of the "
+                          f"allowed rate, {statistics.median(r['per_text'] for r in done):.2f} x 429 per text "
+                          f"({len(done_runs) - len(done)} of {len(done_runs)} runs gave up)", flush=True)
+                else:
+                    print(f"  {variant} {name}: every run gave up ({len(done_runs)} of {len(done_runs)})", flush=True)
+            results[variant] = runs
+    return results
+
+
+def bench_storm(conn, url: str, storm_s: float, storm_at: float = 10.0, after_s: float = 15.0) -> dict:
+    """(d) a storm of 429s of `storm_s` seconds from `storm_at` seconds into a run, at an endpoint
+    allowing 8 requests/s (no token limit, no budget headers): adaptive, then fixed."""
+    rate = 8.0
+    limit = dict(requests_per_s=rate, headers=False, bare_share=0.25, seed=99)
+    n = int(rate * (storm_at + after_s) / 2)
+    print(f"(d) a {storm_s:.0f} s storm of 429s from {storm_at:.0f} s into a run of 2 x {n} texts at an endpoint "
+          f"allowing {rate:g} requests/s (no budget headers)", flush=True)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("adaptive", "fixed"):
+            out = Path(tmp) / f"storm-{name}.jsonl"
+            run = _rate_limited_run(conn, url, limit, n, name == "adaptive", out, storm=(storm_at, storm_s))
+            end = run["start"] + storm_at + storm_s
+            served = sorted(t for t, status in run["log"] if status == 200 and t >= end)
+            run["first_after"] = served[0] - end if served else None
+            run["back_to_80"] = _back_to(served, end, 0.8 * rate)
+            run["exact"] = run["rows_per_label"] == {lab: n for lab in run["rows_per_label"]}
+            print(_describe_run(name, run, share=False), flush=True)
+            if not run["gave_up"]:
+                first = "never" if run["first_after"] is None else f"{run['first_after']:.2f} s"
+                back = "never" if run["back_to_80"] is None else f"{run['back_to_80']:.1f} s"
+                print(f"  {name} after the storm: first request served {first} after its end, 80% of the allowed "
+                      f"rate (over 2 s) {back} after; texts per label {run['rows_per_label']} "
+                      f"({'exact' if run['exact'] else 'NOT exact'})", flush=True)
+            results[name] = run
     return results
 
 
@@ -351,8 +366,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for (b) (default: the idle cores at start, as `subjlab run` chooses)")
-    parser.add_argument("--case", choices=("concurrency", "local", "rate-limit"), default=None,
-                        help="run only (a) concurrency, (b) local or (c)+(d) rate-limit (default: all)")
+    parser.add_argument("--case", choices=("concurrency", "local", "rate-limit", "storm"), default=None,
+                        help="run only (a) concurrency, (b) local, (c) rate-limit or (d) storm (default: all)")
     args = parser.parse_args()
     try:
         os.nice(10)
@@ -381,11 +396,16 @@ def main() -> None:
         (single, batched), (single_cpu, batched_cpu) = local["wall"], local["cpu"]
         print(f"local batched ({n_local} conversations) vs one at a time: {batched / single:.1f}x texts/s wall, "
               f"{batched_cpu / single_cpu:.1f}x texts per CPU-second (target >= 3x); load average {load_average()}")
-    if args.case in (None, "rate-limit"):
-        per_label, repeats, storm_s = (40, 1, 10.0) if args.quick else (120, 3, 30.0)
-        print(f"(c) engine vs a rate-limited loopback endpoint (200 ms latency), adaptive limit vs fixed concurrency, "
-              f"{repeats} run(s) each, alternating; load average {load_average()}", flush=True)
-        bench_rate_limited(per_label, repeats, storm_s)
+    if args.case in (None, "rate-limit", "storm"):
+        with _limited_endpoint() as (conn, url):
+            if args.case in (None, "rate-limit"):
+                per_label, repeats = (40, 1) if args.quick else (120, 3)
+                print(f"(c) engine vs a rate-limited loopback endpoint (200 ms latency), adaptive limit vs fixed "
+                      f"concurrency, {repeats} run(s) each, alternating; load average {load_average()}", flush=True)
+                bench_rate_limited(conn, url, per_label, repeats)
+            if args.case in (None, "storm"):
+                print(f"load average {load_average()}", flush=True)
+                bench_storm(conn, url, 10.0 if args.quick else 30.0)
         print(f"load average {load_average()}")
 
 
