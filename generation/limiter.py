@@ -226,7 +226,8 @@ class AdaptiveLimiter:
                         cost = prompt_tokens * self._token_scale + max_tokens
                         pace = self._next_send - now if self.paced else 0.0
                         hold = self._hold_until - now
-                        budget = self.budget.wait(cost, self._requests_spent, self._tokens_spent, now)
+                        budget = self.budget.wait(cost, self._requests_spent, self._tokens_spent, now,
+                                                  self.latency or _LATENCY_GUESS_S)
                         timeout = max(pace, hold, budget)
                         if timeout <= 0:
                             break
@@ -280,7 +281,7 @@ class AdaptiveLimiter:
             self._token_scale = (1 - _EWMA) * self._token_scale + _EWMA * (counted / send.prompt_tokens)
         headers = next((r.rate_limit for r in reversed(responses) if r.rate_limit is not None), None)
         if headers is not None:
-            self.budget.update(headers, send.no, send.at, send.requests_spent, send.tokens_spent)
+            self.budget.update(headers, send.at, send.requests_spent, send.tokens_spent)
         self.window.on_success(send.pressed, now)
         self._cuts_in_row = 0
         self._last_served = now
@@ -292,7 +293,7 @@ class AdaptiveLimiter:
         self.paced = True
         headers = exc.rate_limit
         if headers is not None:  # the server did not count this request: its budget is without it
-            self.budget.update(headers, send.no, send.at, send.requests_spent - 1, send.tokens_spent - send.cost)
+            self.budget.update(headers, send.at, send.requests_spent - 1, send.tokens_spent - send.cost)
         if exc.retry_after is not None:  # this request comes back when the server said
             self._not_before[ticket] = now + exc.retry_after
         if not self.window.on_rate_limited(send.no, self.sent, now, self.latency or _LATENCY_GUESS_S):
@@ -319,8 +320,7 @@ class AdaptiveLimiter:
         null without), `rate_limited` (429s), `window_cuts`, `held_s` (time new requests were held
         by Retry-After or probe pauses), `waits_for_budget` (requests that waited for the headers'
         budget), `latency_s`."""
-        requests = self.budget.requests.rate if self.budget.requests is not None else None
-        tokens = self.budget.tokens.rate if self.budget.tokens is not None else None
+        requests, tokens = self.budget.request_rate.estimate, self.budget.token_rate.estimate
         limited_by = "headers" if self.waits_for_budget else "429s" if self.rate_limited else "nothing"
         return {
             "limited_by": limited_by,

@@ -10,9 +10,9 @@ every reply, 429s included:
 
 and a 429 may say when to come back: `retry-after-ms` (milliseconds) or `retry-after` (seconds or
 an HTTP date). `read_rate_limit(headers)` reads them all into a `RateLimitHeaders` (None where a
-header is absent or unreadable). `ServerBudget` keeps the newest reading and answers how long a
+header is absent or unreadable). `ServerBudget` keeps the last few readings and answers how long a
 request of a given token cost must wait so as not to overdraw either bucket, counting what this
-client sent after the reading and what the buckets refilled since (`RefillRate`: the refill
+client sent after each reading and what the buckets refilled since (`RefillRate`: the refill
 rate the replies imply). Nothing here does I/O.
 """
 
@@ -22,6 +22,7 @@ import email.utils
 import math
 import re
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -140,43 +141,42 @@ def read_rate_limit(headers: Mapping[str, str] | Any) -> RateLimitHeaders | None
 class _Reading:
     """One bucket as a reply described it. `spent`: what this client had sent, in the bucket's
     unit, up to and including the request the reply answered (so later sends come off `remaining`);
-    `at`: when that request was sent (the server counted it about then); `rate`: the bucket's
-    refill rate in units per second, when known (`RefillRate`)."""
+    `at`: when that request was sent (the server counted it about then)."""
 
     remaining: float
     limit: float | None
     reset: float | None
     at: float
     spent: float
-    rate: float | None = None
 
-    @property
-    def level(self) -> float:
+    def level(self, rate: float | None) -> float:
         """The bucket's content when the request was counted: `remaining` is rounded down, so
         from the refill rate when known (limit - rate x reset), else remaining + 0.5."""
-        if self.rate is not None and self.limit is not None and self.reset is not None:
-            return min(self.remaining + 1.0, max(self.remaining, self.limit - self.rate * self.reset))
+        if rate is not None and self.limit is not None and self.reset is not None:
+            return min(self.remaining + 1.0, max(self.remaining, self.limit - rate * self.reset))
         return self.remaining + 0.5 if self.limit is None else min(self.limit, self.remaining + 0.5)
 
-    def wait(self, cost: float, spent_now: float, now: float) -> float:
-        """Seconds until a request of `cost` units fits, given `spent_now` units sent so far."""
+    def wait(self, cost: float, spent_now: float, now: float, rate: float | None) -> float:
+        """Seconds until a request of `cost` units fits, given `spent_now` units sent so far and
+        the bucket's refill `rate` (units per second, None when unknown)."""
         if self.limit is not None:
             cost = min(cost, self.limit)  # larger than the bucket: it goes when the bucket is full
         elapsed = max(0.0, now - self.at)
-        rate = self.rate
         if rate is not None:
-            level = min(self.limit or math.inf, self.level + rate * elapsed)
+            level = min(self.limit or math.inf, self.level(rate) + rate * elapsed)
         elif self.reset is not None and elapsed >= self.reset:
             level = self.limit if self.limit is not None else math.inf  # full again
         else:
-            level = self.level
+            level = self.level(rate)
         # Keep SLACK_S of refill in reserve: the estimate is off by the time a request takes to reach
         # the server and by the rounding of the headers. A constant reserve costs no throughput.
         available = level - (spent_now - self.spent) - (rate or 0.0) * SLACK_S
         if available >= cost:
             return 0.0
-        if rate is not None:
-            return (cost - available) / rate
+        if self.limit is not None and level >= self.limit:
+            return 0.0  # full again by now, yet short by what was sent since: this reply no longer tells
+        if rate is not None:  # until it has refilled enough, or is full (then it no longer tells)
+            return min((cost - available) / rate, math.inf if self.limit is None else (self.limit - level) / rate)
         if self.reset is not None:
             return max(0.0, self.at + self.reset - now)
         return 0.0  # nothing says when it refills: the 429s will
@@ -192,6 +192,11 @@ class RefillRate:
         self.low = 0.0
         self.high = math.inf
 
+    @property
+    def estimate(self) -> float | None:
+        """The refill rate in units per second (None while unknown)."""
+        return None if self.high == math.inf else (self.low + self.high) / 2
+
     def update(self, remaining: float, limit: float | None, reset: float | None) -> float | None:
         """Take one reply's numbers; return the current estimate (None while unknown)."""
         if limit is not None and reset is not None and reset > 0 and limit > remaining:
@@ -200,48 +205,60 @@ class RefillRate:
                 self.low, self.high = low, high
             else:
                 self.low, self.high = max(self.low, low), min(self.high, high)
-        if self.high == math.inf:
-            return None
-        return (self.low + self.high) / 2
+        return self.estimate
 
 
 class ServerBudget:
-    """The client's view of the endpoint's request and token buckets, from the newest reply that
-    described them (replies to earlier sends arriving late do not overwrite newer news)."""
+    """The client's view of the endpoint's request and token buckets, from the last `RECENT`
+    replies that described them. Each gives a view (its bucket level, less what was sent after
+    its request); a request waits for the most careful of the views of requests sent together
+    with the last one: those reach the server in any order, so the reply to a later send may
+    have been counted before an earlier one and see more room than is left."""
+
+    RECENT = 8
 
     def __init__(self) -> None:
-        self.requests: _Reading | None = None
-        self.tokens: _Reading | None = None
-        self._newest = -1  #: the send number of the request whose reply is in `requests`/`tokens`
+        self._requests: deque[_Reading] = deque(maxlen=self.RECENT)
+        self._tokens: deque[_Reading] = deque(maxlen=self.RECENT)
         self.readings = 0  #: replies that carried a budget
         self.request_rate = RefillRate()
         self.token_rate = RefillRate()
 
-    def update(self, headers: RateLimitHeaders, send_no: int, sent_at: float, requests_spent: float,
-               tokens_spent: float) -> None:
-        """Take a reply's headers; `send_no`, `sent_at`: its request's send number and time;
-        `requests_spent`, `tokens_spent`: what had been sent up to and including it (a 429's
-        request is not counted by the server: pass the totals without it)."""
-        if not headers.has_budget:
-            return
+    @property
+    def requests(self) -> _Reading | None:
+        """The request bucket as the last reply described it."""
+        return self._requests[-1] if self._requests else None
+
+    @property
+    def tokens(self) -> _Reading | None:
+        """The token bucket as the last reply described it."""
+        return self._tokens[-1] if self._tokens else None
+
+    def update(self, headers: RateLimitHeaders, sent_at: float, requests_spent: float, tokens_spent: float) -> None:
+        """Take a reply's headers; `sent_at`: when its request was sent; `requests_spent`,
+        `tokens_spent`: what had been sent up to and including it (a 429's request is not counted
+        by the server: pass the totals without it)."""
         h = headers
-        rates = (None if h.remaining_requests is None else self.request_rate.update(h.remaining_requests, h.limit_requests, h.reset_requests),
-                 None if h.remaining_tokens is None else self.token_rate.update(h.remaining_tokens, h.limit_tokens, h.reset_tokens))
-        if send_no < self._newest:
+        if not h.has_budget:
             return
-        self._newest = send_no
         self.readings += 1
         if h.remaining_requests is not None:
-            self.requests = _Reading(h.remaining_requests, h.limit_requests, h.reset_requests, sent_at, requests_spent,
-                                     rates[0])
+            self.request_rate.update(h.remaining_requests, h.limit_requests, h.reset_requests)
+            self._requests.append(_Reading(h.remaining_requests, h.limit_requests, h.reset_requests, sent_at,
+                                           requests_spent))
         if h.remaining_tokens is not None:
-            self.tokens = _Reading(h.remaining_tokens, h.limit_tokens, h.reset_tokens, sent_at, tokens_spent, rates[1])
+            self.token_rate.update(h.remaining_tokens, h.limit_tokens, h.reset_tokens)
+            self._tokens.append(_Reading(h.remaining_tokens, h.limit_tokens, h.reset_tokens, sent_at, tokens_spent))
 
-    def wait(self, cost_tokens: float, requests_spent: float, tokens_spent: float, now: float) -> float:
-        """Seconds until one more request costing `cost_tokens` fits both buckets (0: send now)."""
-        wait = 0.0
-        if self.requests is not None:
-            wait = self.requests.wait(1.0, requests_spent, now)
-        if self.tokens is not None:
-            wait = max(wait, self.tokens.wait(cost_tokens, tokens_spent, now))
-        return wait
+    def wait(self, cost_tokens: float, requests_spent: float, tokens_spent: float, now: float,
+             together_s: float = 0.25) -> float:
+        """Seconds until one more request costing `cost_tokens` fits both buckets (0: send now).
+        The views compared are the replies to requests sent within `together_s` (about one
+        latency: requests that were on their way together) of the last one sent."""
+        waits = [0.0]
+        for readings, rate, cost, spent in ((self._requests, self.request_rate.estimate, 1.0, requests_spent),
+                                            (self._tokens, self.token_rate.estimate, cost_tokens, tokens_spent)):
+            if readings:
+                since = max(r.at for r in readings) - together_s
+                waits += [r.wait(cost, spent, now, rate) for r in readings if r.at >= since]
+        return max(waits)

@@ -75,8 +75,8 @@ def test_refill_rate_narrows_to_the_true_rate_from_rounded_replies():
 def test_budget_holds_a_request_until_the_bucket_has_refilled_enough():
     budget = ServerBudget()
     # request number 1 (sent at t=10) left 0 of 10 requests, full again in 1 s: refill 10/s
-    budget.update(RateLimitHeaders(limit_requests=10, remaining_requests=0, reset_requests=1.0), 1, 10.0, 1, 50)
-    rate = budget.requests.rate
+    budget.update(RateLimitHeaders(limit_requests=10, remaining_requests=0, reset_requests=1.0), 10.0, 1, 50)
+    rate = budget.request_rate.estimate
     assert rate == pytest.approx(9.5)
     wait = budget.wait(0, 1, 0, now=10.0)  # nothing sent since: one request needs 1 - 0.5 + slack
     assert wait == pytest.approx((1 - 0.5) / rate + SLACK_S)
@@ -85,21 +85,48 @@ def test_budget_holds_a_request_until_the_bucket_has_refilled_enough():
     assert budget.wait(0, 3, 0, now=10.0) == pytest.approx((3 - 0.5) / rate + SLACK_S)
 
 
-def test_budget_checks_tokens_at_the_requests_cost_and_ignores_stale_replies():
+def test_budget_checks_tokens_at_the_requests_cost():
     budget = ServerBudget()
-    budget.update(RateLimitHeaders(limit_tokens=6000, remaining_tokens=5999, reset_tokens=0.01), 5, 0.0, 5, 1000)
+    budget.update(RateLimitHeaders(limit_tokens=6000, remaining_tokens=5999, reset_tokens=0.01), 0.0, 5, 1000)
     assert budget.wait(500, 5, 1000, now=0.0) == 0.0
-    budget.update(RateLimitHeaders(limit_tokens=6000, remaining_tokens=100, reset_tokens=1.0), 7, 1.0, 7, 1400)
-    token_rate = budget.tokens.rate
+    budget.update(RateLimitHeaders(limit_tokens=6000, remaining_tokens=100, reset_tokens=1.0), 1.0, 7, 1400)
+    token_rate = budget.token_rate.estimate
     assert token_rate == pytest.approx(5899.5, rel=0.01)
     assert budget.wait(500, 7, 1400, now=1.0) == pytest.approx((500 - 100.5) / token_rate + SLACK_S, rel=0.01)
-    # the reply to request 6 arrives late: older news than request 7's, so it changes nothing
-    budget.update(RateLimitHeaders(limit_tokens=6000, remaining_tokens=6000, reset_tokens=0.0), 6, 0.5, 6, 1200)
     assert budget.tokens.remaining == 100 and budget.readings == 2
+
+
+def test_a_reply_counted_early_does_not_make_the_budget_optimistic():
+    # requests 1 and 2 went out together; the server counted 2 first (9 left), then 1 (8 left)
+    second = RateLimitHeaders(limit_requests=10, remaining_requests=9, reset_requests=0.1)
+    first = RateLimitHeaders(limit_requests=10, remaining_requests=8, reset_requests=0.2)
+    alone = ServerBudget()
+    alone.update(second, 0.0, 2, 0)
+    both = ServerBudget()
+    both.update(second, 0.0, 2, 0)
+    both.update(first, 0.0, 1, 0)
+    # 7 more sent after request 2: its reply alone says 2 more fit; request 1's reply knows better
+    assert alone.wait(0, 9, 0, now=0.0) == 0.0
+    assert both.wait(0, 9, 0, now=0.0) > 0.0
+    assert both.requests.remaining == 8 and both.readings == 2
 
 
 def test_without_a_limit_header_the_budget_waits_for_the_reset():
     budget = ServerBudget()
-    budget.update(RateLimitHeaders(remaining_requests=0, reset_requests=2.0), 1, 5.0, 1, 0)
+    budget.update(RateLimitHeaders(remaining_requests=0, reset_requests=2.0), 5.0, 1, 0)
     assert budget.wait(0, 1, 0, now=5.5) == pytest.approx(1.5)
     assert budget.wait(0, 1, 0, now=7.0) == 0.0  # full again, size unknown: the 429s will tell
+
+
+def test_a_reply_that_later_sends_have_outdated_holds_requests_at_most_until_its_bucket_is_full():
+    budget = ServerBudget()
+    budget.update(RateLimitHeaders(limit_requests=4, remaining_requests=0, reset_requests=1.0), 0.0, 1, 0)
+    # five requests went out since (their replies said so, then were pushed out): more than the
+    # bucket holds, so by the time it is full again this reply cannot describe the present
+    wait = budget.wait(0, 6, 0, now=0.0)
+    assert 0.0 < wait <= 4 / budget.request_rate.estimate
+    assert budget.wait(0, 6, 0, now=wait + 1e-6) == 0.0
+    # likewise when what was sent since leaves less than the reserve: full again, it no longer holds
+    budget = ServerBudget()
+    budget.update(RateLimitHeaders(limit_requests=10, remaining_requests=3, reset_requests=0.7), 0.0, 7, 0)
+    assert budget.wait(0, 16, 0, now=5.0) == 0.0
