@@ -9,7 +9,7 @@ time in backoff. `AdaptiveLimiter` sits in front of every call:
 - Headers (`generation.ratelimit`): when replies carry `x-ratelimit-remaining-*` /
   `x-ratelimit-reset-*`, a request waits until both buckets (requests, and tokens at the request's
   estimated cost: prompt tokens as the endpoint counts them, learnt from `usage`, plus
-  `max_tokens`) have room for it, counting what was sent since the newest reply and what the
+  `max_tokens`) have room for it, counting what was sent since the last replies and what the
   buckets refilled since (their refill rates follow from limit, remaining and reset).
 - 429s (with or without headers): the window of requests in flight (`AIMDWindow`) is cut once
   per burst of 429s (those of requests sent before the cut are the same burst): by at least
@@ -47,6 +47,7 @@ GROWTH_PER_S = 0.02  #: additive increase: this share of the window's last good 
 BETA = 0.9  #: multiplicative decrease: at least this cut on a burst of 429s ...
 SERVED_SHARE = 0.95  #: ... and down to this share of what the endpoint served over the last second
 EMPTY_BETA = 0.5  #: the cut when the endpoint served nothing over the last second
+REBOUND = 1.25  #: after a cut the window climbs back quickly to this much of it (see AIMDWindow)
 PROBE_CAP_S = 2.0  #: longest pause between probes while 429s without headers go on
 _FIRST_PROBE_S = 0.2
 _LATENCY_GUESS_S = 0.25  #: assumed until the first success is timed
@@ -61,11 +62,12 @@ class AIMDWindow:
     many may be in flight at once. On a burst of 429s the window is cut by at least `BETA`, and down
     to `SERVED_SHARE` of what the endpoint served over the last second (its rate x the latency: at
     the limit the endpoint serves exactly what it allows, so this lands just under the limit however
-    far above it the window was); that size becomes the `threshold`. If nothing was served (a storm
-    of 429s) or the first success is less than a second old, the window halves and the threshold
-stays. While the window holds
-    requests back it grows one step per success below the threshold (doubling per round trip: back
-    to where the endpoint was serving), then by `GROWTH_PER_S` of the threshold per second.
+    far above it the window was). The `threshold` is set `REBOUND` x above that, but not above
+    `BETA` x the window before the cut: the last second may have been partly below the limit. If
+    nothing was served since the last cut (a storm of 429s) or the first success is less than a
+    second old, the window halves and the threshold stays. While the window holds requests back it
+    grows one step per success below the threshold (doubling per round trip: back to where the
+    endpoint was serving), then by `GROWTH_PER_S` of the threshold per second.
     """
 
     def __init__(self, ceiling: int, growth_per_s: float = GROWTH_PER_S, beta: float = BETA,
@@ -83,6 +85,7 @@ stays. While the window holds
         self.threshold = float(ceiling)
         self.cuts = 0
         self._cut_after = -1  #: requests sent up to this send number were sent before the last cut
+        self._cut_at = -math.inf  #: when the last cut was
         self._served: list[float] = []  #: when recent successes came back (the last few seconds)
         self._grown_at: float | None = None
 
@@ -119,12 +122,18 @@ stays. While the window holds
             return False
         span = max(1.0, 2 * latency)
         served = self.served_rate(now, span) * latency  # requests in flight the endpoint sustained
-        if served > 0 and self._served[0] <= now - span:  # measured over a whole span
-            self.size = max(1.0, min(self.size * self.beta, served * self.served_share))
-            self.threshold = self.size
+        # Measured only over a whole span, and only if requests were served since the last cut: the
+        # later cuts of a storm would measure the storm (the served rate falling to 0), not the limit.
+        if served > 0 and self._served[0] <= now - span and self._served[-1] > self._cut_at:
+            cut = max(1.0, min(self.size * self.beta, served * self.served_share))
+            # The last second may have been partly below the limit (after earlier cuts): climb back
+            # quickly to REBOUND x the cut, though never past BETA x where these 429s began.
+            self.threshold = max(cut, min(self.size * self.beta, cut * REBOUND))
+            self.size = cut
         else:
             self.size = max(1.0, self.size * EMPTY_BETA)
         self._cut_after = last_send_no
+        self._cut_at = now
         self._grown_at = None
         self.cuts += 1
         return True
