@@ -50,6 +50,7 @@ EMPTY_BETA = 0.5  #: the cut when the endpoint served nothing over the last seco
 REBOUND = 1.25  #: after a cut the window climbs back quickly to this much of it (see AIMDWindow)
 PROBE_CAP_S = 2.0  #: longest pause between probes while 429s without headers go on
 _FIRST_PROBE_S = 0.2
+TOKEN_SCALE_RANGE = (0.5, 4.0)  #: bounds of the prompt tokens charged per estimated prompt token
 _LATENCY_GUESS_S = 0.25  #: assumed until the first success is timed
 _EWMA = 0.2
 
@@ -172,7 +173,8 @@ class AdaptiveLimiter:
         self.sent = 0
         self._requests_spent = 0.0
         self._tokens_spent = 0.0
-        self._token_scale = 1.0  #: the endpoint's prompt tokens per estimated prompt token
+        self._usage_scale = 1.0  #: the endpoint's prompt tokens per estimated one, from `usage`
+        self._token_floor = TOKEN_SCALE_RANGE[0]  #: raised by 429s the token budget did not foresee
         self.latency: float | None = None
         self.paced = False
         self._next_send = 0.0
@@ -213,6 +215,13 @@ class AdaptiveLimiter:
         self._on_served(send, responses)
         return responses
 
+    @property
+    def token_scale(self) -> float:
+        """Prompt tokens the endpoint charges per estimated prompt token: what its `usage` says,
+        within `TOKEN_SCALE_RANGE`, and no lower than 429s for want of tokens have pushed it."""
+        low, high = TOKEN_SCALE_RANGE
+        return min(high, max(low, self._token_floor, self._usage_scale))
+
     def waits_out(self, error: RetryableError) -> bool:
         """Whether a failed attempt is retried without using the retry budget: a 429, while the
         endpoint served some request within `patience` seconds."""
@@ -232,7 +241,7 @@ class AdaptiveLimiter:
                         pressed = True
                     else:
                         now = self._clock()
-                        cost = prompt_tokens * self._token_scale + max_tokens
+                        cost = prompt_tokens * self.token_scale + max_tokens
                         pace = self._next_send - now if self.paced else 0.0
                         hold = self._hold_until - now
                         budget = self.budget.wait(cost, self._requests_spent, self._tokens_spent, now,
@@ -287,7 +296,8 @@ class AdaptiveLimiter:
         self.latency = took if self.latency is None else (1 - _EWMA) * self.latency + _EWMA * took
         counted = sum(r.tokens_in for r in responses)
         if counted > 0 and send.prompt_tokens > 0:
-            self._token_scale = (1 - _EWMA) * self._token_scale + _EWMA * (counted / send.prompt_tokens)
+            self._usage_scale = (1 - _EWMA) * self._usage_scale + _EWMA * (counted / send.prompt_tokens)
+        self._token_floor = max(TOKEN_SCALE_RANGE[0], self._token_floor * 0.995)
         headers = next((r.rate_limit for r in reversed(responses) if r.rate_limit is not None), None)
         if headers is not None:
             self.budget.update(headers, send.at, send.requests_spent, send.tokens_spent)
@@ -303,6 +313,11 @@ class AdaptiveLimiter:
         headers = exc.rate_limit
         if headers is not None:  # the server did not count this request: its budget is without it
             self.budget.update(headers, send.at, send.requests_spent - 1, send.tokens_spent - send.cost)
+            requests_left = headers.remaining_requests is None or headers.remaining_requests >= 1
+            if headers.remaining_tokens is not None and requests_left:
+                # out of tokens although the budget let it go: requests cost more than estimated
+                # (the floor sinks back slowly with each success, see `_on_served`)
+                self._token_floor = min(TOKEN_SCALE_RANGE[1], self.token_scale * 1.25)
         if exc.retry_after is not None:  # this request comes back when the server said
             self._not_before[ticket] = now + exc.retry_after
         if not self.window.on_rate_limited(send.no, self.sent, now, self.latency or _LATENCY_GUESS_S):
@@ -328,7 +343,7 @@ class AdaptiveLimiter:
         `allowed_requests_per_s` / `allowed_tokens_per_min` (the refill rates the headers gave;
         null without), `rate_limited` (429s), `window_cuts`, `held_s` (time new requests were held
         by Retry-After or probe pauses), `waits_for_budget` (requests that waited for the headers'
-        budget), `latency_s`."""
+        budget), `latency_s`, `token_scale` (prompt tokens charged per estimated one)."""
         requests, tokens = self.budget.request_rate.estimate, self.budget.token_rate.estimate
         limited_by = "headers" if self.waits_for_budget else "429s" if self.rate_limited else "nothing"
         return {
@@ -343,6 +358,7 @@ class AdaptiveLimiter:
             "held_s": round(self.held_s, 2),
             "waits_for_budget": self.waits_for_budget,
             "latency_s": None if self.latency is None else round(self.latency, 3),
+            "token_scale": round(self.token_scale, 2),
         }
 
 

@@ -167,6 +167,17 @@ def test_with_budget_headers_a_token_limit_is_kept_too(serve, canned_text, tmp_p
     assert limit.rejected <= 12, limit.log
 
 
+def test_a_token_limit_is_kept_even_when_usage_understates_the_charge(serve, scripted, tmp_path):
+    # the scripted replies say 20 prompt tokens; the limit charges the prompt's length / 4 + max_tokens
+    limit = RateLimit(scripted(latency=0.05), requests_per_s=100, tokens_per_min=60_000, headers=True)
+    summary = generate(_config(serve(limit), tmp_path, per_label=15), tmp_path / "out.jsonl")
+    assert summary.complete
+    report = summary.rate_limit
+    usage_scale = 20 / 100  # about what `usage` says per estimated prompt token
+    assert report["token_scale"] > 2 * usage_scale  # 429s for want of tokens raised the estimate
+    assert limit.rejected <= 6, limit.log
+
+
 def test_without_headers_the_window_converges_from_429s(serve, scripted, tmp_path):
     # 20 requests/s at 0.1 s latency: 2 requests in flight; a quarter of the 429s carry no header at all
     limit = RateLimit(scripted(latency=0.1), requests_per_s=20, headers=False, bare_share=0.25)
