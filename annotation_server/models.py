@@ -168,7 +168,10 @@ class WorkerSession(Base, table=True):
     analyses by default), with `check_reason` and `checked_at`."""
 
     __tablename__ = "worker_session"
-    __table_args__ = (UniqueConstraint("token_hash"),)
+    # (study_id, check_status): the agreement view takes out the answers of a study's unconfirmed sessions
+    # from there, instead of walking every slot of the study (migration 0005)
+    __table_args__ = (UniqueConstraint("token_hash"),
+                      Index("ix_worker_session_study_id_check_status", "study_id", "check_status"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     study_id: int = Field(foreign_key="study.id")

@@ -108,16 +108,25 @@ def workers(db: Session, study_name: str, offset: int = 0, limit: int | None = N
         "last_at": iso(r.last_at) if r.last_at else None} for r in rows]}
 
 
+def _seconds_between(db: Session, start, end):
+    """SQL: seconds from datetime column `start` to `end`, as a float computed by the database (a datetime
+    pair per answer read into Python costs ~30 µs; a page of 1,000 workers is 25,000 answers)."""
+    if db.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
 def _median_seconds(db: Session, study_id: int, worker_pks: list[int] | None) -> dict[int, float]:
     """Median seconds from lease to answer of each worker's regular answers (of `worker_pks`, or of all)."""
     A = Assignment.__table__.c
-    query = select(A.worker_id, A.leased_at, A.answered_at).where(
+    query = select(A.worker_id, _seconds_between(db, A.leased_at, A.answered_at)).where(
         A.study_id == study_id, A.status == SLOT_ANSWERED, A.gold_id.is_(None), A.leased_at.is_not(None))
     if worker_pks is not None:
         if not worker_pks:
             return {}
         query = query.where(A.worker_id.in_(worker_pks))
     durations: dict[int, list[float]] = defaultdict(list)
-    for worker_pk, leased_at, answered_at in db.execute(query):
-        durations[worker_pk].append((answered_at - leased_at).total_seconds())
-    return {w: statistics.median(d) for w, d in durations.items()}
+    for worker_pk, seconds in db.execute(query):
+        durations[worker_pk].append(float(seconds))
+    # rounded to the millisecond: julianday's double carries about that much of a time of day
+    return {w: round(statistics.median(d), 3) for w, d in durations.items()}

@@ -6,6 +6,8 @@
   by unit id): kept by triggers on the answer tables and the units' answer counters, so every path that
   writes an answer keeps them right, and the worker hot path still sends the statements it sent before.
 - `ix_assignment_leased`: a partial index over the regular slots on lease, for the lease counts.
+- `ix_worker_session_study_id_check_status`: a study's unconfirmed sessions (the agreement view takes
+  their answers out) without walking every slot of the study.
 
 Existing studies get their counters from their rows.
 
@@ -137,12 +139,16 @@ def upgrade() -> None:
     with op.batch_alter_table("assignment", schema=None) as batch_op:
         batch_op.create_index("ix_assignment_leased", ["study_id", "lease_expires"], unique=False,
                               sqlite_where=sa.text(LEASED), postgresql_where=sa.text(LEASED))
+    with op.batch_alter_table("worker_session", schema=None) as batch_op:
+        batch_op.create_index("ix_worker_session_study_id_check_status", ["study_id", "check_status"], unique=False)
     _backfill()
     _create_triggers(dialect)
 
 
 def downgrade() -> None:
     _drop_triggers(op.get_bind().dialect.name)
+    with op.batch_alter_table("worker_session", schema=None) as batch_op:
+        batch_op.drop_index("ix_worker_session_study_id_check_status")
     with op.batch_alter_table("assignment", schema=None) as batch_op:
         batch_op.drop_index("ix_assignment_leased")
     op.drop_table("study_tally")
