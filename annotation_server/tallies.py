@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, insert, literal, select, union_all, update
 from sqlalchemy.engine import Connection
 
+from annotation_server.sqlparts import LEASED_
 from annotation_server.models import (
     LABELING,
     SLOT_ANSWERED,
@@ -91,7 +92,9 @@ def full_units_sum(study_id):
 
 def lease_counts(conn: Connection, study_id: int, now: datetime) -> tuple[int, int]:
     """(active, expired) regular leases of the study at `now`, from `ix_assignment_leased`."""
-    leased = and_(A.study_id == study_id, A.status == SLOT_LEASED, A.gold_id.is_(None))
+    # the status as a literal, not a bind parameter: PostgreSQL's generic plan of a prepared statement (psycopg
+    # prepares a statement from its 5th execution) can only use the partial index when it sees 'leased'
+    leased = and_(A.study_id == study_id, A.status == LEASED_, A.gold_id.is_(None))
     active, total = conn.execute(select(func.coalesce(func.sum(case((A.lease_expires >= now, 1), else_=0)), 0),
                                         func.count()).where(leased)).one()
     return int(active), int(total) - int(active)
