@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 from annotation_server import progress, quality_view, reports, security, studies
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 
 bp = Blueprint("admin", __name__, template_folder="templates")

@@ -32,15 +32,22 @@ from itertools import islice
 from typing import Any, Iterable
 
 import numpy as np
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from annotation_server.models import UNCONFIRMED, Assignment, Item, LabelRecord, Study, WorkerSession
+from annotation_server.models import (
+    UNCONFIRMED,
+    Assignment,
+    Item,
+    LabelRecord,
+    Study,
+    WorkerSession,
+)
 
 #: Rows younger than this (by their `created_at`) are re-read on every view (module doc).
 SETTLE_SECONDS = 60.0
 
-L, A, WS, I = LabelRecord.__table__.c, Assignment.__table__.c, WorkerSession.__table__.c, Item.__table__.c
+LABELS, SLOTS, SESSIONS, ITEMS = LabelRecord.__table__.c, Assignment.__table__.c, WorkerSession.__table__.c, Item.__table__.c
 
 
 @dataclass
@@ -103,8 +110,8 @@ class LabelFold:
     def refresh(self, conn: Connection, now: datetime) -> None:
         """Fold in the label rows not seen yet (and re-read those of the last `SETTLE_SECONDS`)."""
         settled = _naive(now) - timedelta(seconds=SETTLE_SECONDS)
-        rows = conn.execute(select(L.id, L.item_id, L.label, L.created_at)
-                            .where(L.study_id == self.study_id, L.id > self.mark).order_by(L.id))
+        rows = conn.execute(select(LABELS.id, LABELS.item_id, LABELS.label, LABELS.created_at)
+                            .where(LABELS.study_id == self.study_id, LABELS.id > self.mark).order_by(LABELS.id))
         advancing = True
         for row_id, item_id, label, created_at in rows:
             if row_id not in self.recent:
@@ -160,14 +167,14 @@ def unconfirmed_labels(conn: Connection, study_id: int) -> list[tuple[int, str]]
 
     The sessions first (`ix_worker_session_study_id_check_status`; usually none), then their slots by
     (study, worker): one join of the three tables led SQLite's planner to walk every slot of the study."""
-    sessions = conn.execute(select(WS.id, WS.worker_id).where(WS.study_id == study_id,
-                                                              WS.check_status == UNCONFIRMED)).all()
+    sessions = conn.execute(select(SESSIONS.id, SESSIONS.worker_id).where(SESSIONS.study_id == study_id,
+                                                              SESSIONS.check_status == UNCONFIRMED)).all()
     if not sessions:
         return []
     return [tuple(r) for r in conn.execute(
-        select(L.item_id, L.label).join(Assignment.__table__, L.assignment_id == A.id)
-        .where(A.study_id == study_id, A.worker_id.in_({w for _, w in sessions}),
-               A.session_id.in_([s for s, _ in sessions])))]
+        select(LABELS.item_id, LABELS.label).join(Assignment.__table__, LABELS.assignment_id == SLOTS.id)
+        .where(SLOTS.study_id == study_id, SLOTS.worker_id.in_({w for _, w in sessions}),
+               SLOTS.session_id.in_([s for s, _ in sessions])))]
 
 
 def report(conn: Connection, fold: LabelFold, now: datetime, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
@@ -188,7 +195,7 @@ def report(conn: Connection, fold: LabelFold, now: datetime, offset: int = 0, li
     for (m, top), n in sums.by_shape.items():
         if n:
             histogram[round(top / m, 3)] += n
-    names = dict(conn.execute(select(I.id, I.external_id).where(I.id.in_([i for i, _ in page]))).all()) if page else {}
+    names = dict(conn.execute(select(ITEMS.id, ITEMS.external_id).where(ITEMS.id.in_([i for i, _ in page]))).all()) if page else {}
     out.update({
         "mean_agreement": sum(n * top / m for (m, top), n in sums.by_shape.items()) / sums.n_items,
         "fleiss_kappa": kappa, "fleiss_kappa_note": kappa_note,

@@ -18,14 +18,8 @@ from annotation_server.cache import StudyMeta
 from annotation_server.clock import utcnow
 from annotation_server.errors import ApiError
 from annotation_server.models import LABELING, OPEN, PAIRWISE, GoldItem, Study
-from annotation_server.scheduling import (
-    Claimed,
-    WorkerCounts,
-    WorkerState,
-    has_free_unit,
-    open_units_estimate,
-    worker_counts,
-)
+from annotation_server.claims import Claimed, has_free_unit
+from annotation_server.worker_state import WorkerCounts, WorkerState, open_units_estimate, worker_counts
 from annotation_server.sessions import completion_code, resolve_token
 from annotation_server.studies import get_study
 
@@ -50,7 +44,7 @@ def compute_progress(counts: WorkerCounts, below: int, mine_below: int, n_gold: 
     """The progress arithmetic (attention checks count as units), from the worker's slot counts and the
     answer counters: `below` = units of the study below quota, `mine_below` = how many of them the worker
     has, `reserved_below` = how many are pairs kept back for the worker's attention checks (counted as
-    checks, `checks`). The target is an estimate (leases in flight are not subtracted). `nothing_left` (if
+    checks, `pair_checks`). The target is an estimate (leases in flight are not subtracted). `nothing_left` (if
     given) overrides the estimate of whether a free unit remains for the worker.
     """
     taken = counts.regular_answered + counts.regular_leased
@@ -163,7 +157,7 @@ def _app_now() -> datetime:
     from flask import has_app_context
 
     if has_app_context():
-        from annotation_server.app import get_state
+        from annotation_server.state import get_state
 
         return get_state().clock()
     return utcnow()

@@ -15,7 +15,12 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import (
+    and_,
+    func,
+    or_,
+    select,
+)
 from sqlmodel import Session
 
 from annotation_server import agreement_fold
@@ -23,7 +28,14 @@ from annotation_server.agreement_fold import AgreementFolds
 from annotation_server.clock import iso, utcnow
 from annotation_server.errors import ApiError
 from annotation_server.export import export_records
-from annotation_server.models import LABELING, PAIRWISE, SLOT_ANSWERED, Assignment, Worker, WorkerStats
+from annotation_server.models import (
+    LABELING,
+    PAIRWISE,
+    SLOT_ANSWERED,
+    Assignment,
+    Worker,
+    WorkerStats,
+)
 from annotation_server.studies import get_study
 
 #: Bootstrap resamples for the dashboard's ranking intervals (fast enough to refresh live).
@@ -74,8 +86,8 @@ def unconfirmed_sessions(db: Session, study_name: str) -> dict[str, Any]:
     from annotation_server.models import UNCONFIRMED, Assignment, WorkerSession
 
     study = get_study(db, study_name)
-    WS, W, A = WorkerSession.__table__.c, Worker.__table__.c, Assignment.__table__.c
-    answered = (select(func.count()).where(A.session_id == WS.id, A.status == "answered", A.gold_id.is_(None))
+    WS, W, SLOTS = WorkerSession.__table__.c, Worker.__table__.c, Assignment.__table__.c
+    answered = (select(func.count()).where(SLOTS.session_id == WS.id, SLOTS.status == "answered", SLOTS.gold_id.is_(None))
                 .scalar_subquery())
     rows = db.execute(select(WS.id, W.external_id, WS.entry, WS.entry_ref, WS.check_reason, WS.checked_at, answered)
                       .join(Worker.__table__, W.id == WS.worker_id)
@@ -117,16 +129,25 @@ def _seconds_between(db: Session, start, end):
 
 
 def _median_seconds(db: Session, study_id: int, worker_pks: list[int] | None) -> dict[int, float]:
-    """Median seconds from lease to answer of each worker's regular answers (of `worker_pks`, or of all)."""
-    A = Assignment.__table__.c
-    query = select(A.worker_id, _seconds_between(db, A.leased_at, A.answered_at)).where(
-        A.study_id == study_id, A.status == SLOT_ANSWERED, A.gold_id.is_(None), A.leased_at.is_not(None))
+    """Median seconds from lease to answer of each worker's regular answers (of `worker_pks`, or of all).
+
+    PostgreSQL computes the medians (`percentile_cont(0.5)`, what `statistics.median` gives): one row per
+    worker comes back instead of one per answer (25,000 on a page of 1,000 workers: ~0.5 s of fetching rows
+    through the driver). SQLite has no median: its rows (durations it computed) are cheap to fetch, and a
+    window-function median measured slower there."""
+    SLOTS = Assignment.__table__.c
+    seconds = _seconds_between(db, SLOTS.leased_at, SLOTS.answered_at)
+    where = [SLOTS.study_id == study_id, SLOTS.status == SLOT_ANSWERED, SLOTS.gold_id.is_(None),
+             SLOTS.leased_at.is_not(None)]
     if worker_pks is not None:
         if not worker_pks:
             return {}
-        query = query.where(A.worker_id.in_(worker_pks))
-    durations: dict[int, list[float]] = defaultdict(list)
-    for worker_pk, seconds in db.execute(query):
-        durations[worker_pk].append(float(seconds))
+        where.append(SLOTS.worker_id.in_(worker_pks))
     # rounded to the millisecond: julianday's double carries about that much of a time of day
+    if db.get_bind().dialect.name == "postgresql":
+        query = select(SLOTS.worker_id, func.percentile_cont(0.5).within_group(seconds)).where(*where)
+        return {w: round(float(m), 3) for w, m in db.execute(query.group_by(SLOTS.worker_id))}
+    durations: dict[int, list[float]] = defaultdict(list)
+    for worker_pk, value in db.execute(select(SLOTS.worker_id, seconds).where(*where)):
+        durations[worker_pk].append(float(value))
     return {w: round(statistics.median(d), 3) for w, d in durations.items()}

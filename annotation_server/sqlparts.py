@@ -1,4 +1,4 @@
-"""Pieces shared by the hot path's prebuilt statements (`scheduling`, `checks`, `answers`): internal
+"""Pieces shared by the hot path's prebuilt statements (`scheduling`, `pair_checks`, `answers`): internal
 constants written into the SQL text, and the bind parameters the statements are built with."""
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ def const(value: str | int):
     return literal_column(f"'{value}'", String)
 
 
-OPEN_, LEASED_, ANSWERED_ = const(SLOT_OPEN), const(SLOT_LEASED), const(SLOT_ANSWERED)
+SQL_OPEN, SQL_LEASED, SQL_ANSWERED = const(SLOT_OPEN), const(SLOT_LEASED), const(SLOT_ANSWERED)
 
 #: Bind parameters of the prebuilt statements (each built once per shape, with `lru_cache`): study id, quota,
 #: worker pk, token hash, session id, now, lease end, the study's `created_at`; with a cap, the cap and the
 #: units counted up to; with attention checks, every how many units one comes.
-SID, Q, WPK, H, SESS = bindparam("sid"), bindparam("q"), bindparam("wpk"), bindparam("h"), bindparam("sess")
+STUDY_ID, QUOTA, WORKER_PK, TOKEN_HASH, SESSION_ID = bindparam("sid"), bindparam("q"), bindparam("wpk"), bindparam("h"), bindparam("sess")
 NOW = bindparam("now", type_=DateTime(timezone=True))
-EXP = bindparam("exp", type_=DateTime(timezone=True))
-CREATED = bindparam("created", type_=DateTime(timezone=True))
-CAP, LIM = bindparam("cap", type_=Integer), bindparam("lim", type_=Integer)
+LEASE_EXPIRES = bindparam("exp", type_=DateTime(timezone=True))
+STUDY_CREATED_AT = bindparam("created", type_=DateTime(timezone=True))
+MAX_PER_WORKER, BELOW_LIMIT = bindparam("cap", type_=Integer), bindparam("lim", type_=Integer)
 GOLD_EVERY = bindparam("gold_every", type_=Integer)

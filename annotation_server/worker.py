@@ -23,7 +23,7 @@ from typing import Any
 from flask import Blueprint, Response, make_response, redirect, render_template, request, session, url_for
 
 from annotation_server import progress, security, sessions, studies
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from annotation_server.errors import ApiError
 from annotation_server.models import ENTRY_WEB

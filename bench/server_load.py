@@ -64,7 +64,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from annotation_server.testing import free_port, start_postgres  # noqa: E402
+from tests.support.postgres import free_port, start_postgres  # noqa: E402
 ADMIN_TOKEN = "bench-admin-token"
 TASK = "financial_phrasebank"  # bundled with the package: the bench needs nothing beside the checkout
 STARTUP_TIMEOUT_S = 60.0

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from annotation_server.app import get_state
-from annotation_server.testing import answer_everything as work
-from annotation_server.testing import answer_quality_study
+from tests.support.crowd import answer_everything as work
+from tests.support.crowd import answer_quality_study
 from annotation_server.quality import ExclusionRules, load_study_data
 from subjlab.cli import cli
 from subjlab.commands._study_data import OPTION_OF, RULE_FIELDS, exclusion_rules, load_study_records, read_study

@@ -69,17 +69,17 @@ def admin_token() -> str:
 
 # ----------------------------------------------------------------------------------------- PostgreSQL
 def _free_port() -> int:
-    from annotation_server.testing import free_port
+    from tests.support.postgres import free_port
 
     return free_port()
 
 
 @pytest.fixture(scope="session")
 def pg_server():
-    """Start a throwaway PostgreSQL cluster for the test session (`annotation_server.testing.start_postgres`,
+    """Start a throwaway PostgreSQL cluster for the test session (`tests.support.postgres.start_postgres`,
     fsync off); yields its `PostgresCluster` (`.create_database(name, template=None) -> url`, `.url(db)`,
     `.port`, `.user`); stopped and deleted afterwards."""
-    from annotation_server.testing import start_postgres
+    from tests.support.postgres import start_postgres
 
     try:
         server = start_postgres(durable=False)

@@ -10,9 +10,9 @@ import re
 import pytest
 from markupsafe import escape
 
-from annotation_server.testing import answer_everything as work
-from annotation_server.testing import answer_quality_study
-from annotation_server.testing import html_table as table
+from tests.support.crowd import answer_everything as work
+from tests.support.crowd import answer_quality_study
+from tests.support.pages import html_table as table
 
 PAIR_TASKS = ["fewrel", "sms_spam", "financial_phrasebank", "tweet_sarcasm"]  # most to least objective here
 

@@ -279,10 +279,10 @@ def test_every_worker_gets_the_checks_their_sequence_has_room_for(db_app, api_cl
     from sqlalchemy import select, text
 
     from annotation_server.models import GoldItem
-    from annotation_server.checks import PRIME
-    from annotation_server.app import get_state
+    from annotation_server.pair_checks import PRIME
+    from annotation_server.state import get_state
 
-    def order(gold_id: int, worker_pk: int) -> int:  # `checks.check_order`, in Python
+    def order(gold_id: int, worker_pk: int) -> int:  # `pair_checks.check_order`, in Python
         x = (gold_id * 7919 + worker_pk * 104729) % PRIME
         return (x * x) % PRIME
 

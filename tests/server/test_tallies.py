@@ -11,7 +11,7 @@ import re
 import pytest
 from sqlalchemy import event, func, select, text
 
-from annotation_server import scheduling, tallies
+from annotation_server import tallies, worker_state
 from annotation_server.app import get_state
 from annotation_server.cache import MetadataCache
 from annotation_server.db import autocommit, session_scope
@@ -155,7 +155,7 @@ def test_the_hot_path_knows_the_units_below_quota_without_counting_them(make_app
     for worker in ("a", "b", "c"):
         token = _work(api, clock, "big", worker, 4, lambda a: {"label": "ham"})
         with autocommit(state.hot_engine) as conn:
-            got = scheduling.read_state(conn, meta, hashlib.sha256(token.encode()).hexdigest())
+            got = worker_state.read_state(conn, meta, hashlib.sha256(token.encode()).hexdigest())
         assert got.below == _below_by_counting(app, sid, 2)
     assert _below_by_counting(app, sid, 2) == 0  # 6 items x 2 labels, 12 answers: all at quota
     me = api.request("GET", "/studies/big/me", token).json
@@ -199,3 +199,22 @@ def test_admin_views_search_indexes_and_never_scan_a_big_table(make_app, clock, 
             plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
             scans = [step for step in plan if re.match(rf"SCAN ({'|'.join(BIG_TABLES)})\b", step)]
             assert not scans, (statement, plan)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_answers_per_worker_from_the_count_histogram_equal_those_of_every_worker(seed):
+    import random
+    import statistics
+    from collections import Counter
+
+    rng = random.Random(seed)
+    for _ in range(200):
+        answers = [rng.randint(1, 30) for _ in range(rng.randint(1, 12))]
+        t = tallies.Tallies(units=1, slots=1, full_units=0, answered=sum(answers), active_leases=0, expired_leases=0,
+                            gold_answered=0, gold_correct=0, left_wins=0,
+                            answer_counts=tuple(sorted(Counter(answers).items())))
+        got = t.to_json()
+        median = statistics.median(answers)
+        assert got["workers"] == len(answers)
+        assert got["answers_per_worker"] == {"min": min(answers), "median": median, "max": max(answers)}
+        assert type(got["answers_per_worker"]["median"]) is type(median)

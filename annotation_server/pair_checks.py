@@ -25,7 +25,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, String, and_, case, cast, func, or_, select
 
 from annotation_server.models import Assignment, GoldItem, TaskPair
-from annotation_server.sqlparts import CAP, EXP, GOLD_EVERY, LEASED_, NOW, Q, SID, const
+from annotation_server.sqlparts import MAX_PER_WORKER, LEASE_EXPIRES, GOLD_EVERY, SQL_LEASED, NOW, QUOTA, STUDY_ID, const
 
 #: Columns of the slot a pairwise check's lease inserts (`check_source` gives their values).
 CHECK_COLUMNS = ["study_id", "unit_key", "slot", "gold_id", "pair_id", "left_task_id", "right_task_id", "worker_id",
@@ -49,9 +49,9 @@ def _checks_and_pairs(wpk):
                and_(P.c.first_task_id == G.c.right_task_id, P.c.second_task_id == G.c.left_task_id))
     had_check, had_pair = Assignment.__table__.alias("ch"), Assignment.__table__.alias("cu")
     check_seen = select(had_check.c.id).where(had_check.c.gold_id == G.c.id, had_check.c.worker_id == wpk).exists()
-    pair_seen = select(had_pair.c.id).where(had_pair.c.study_id == SID, had_pair.c.worker_id == wpk,
+    pair_seen = select(had_pair.c.id).where(had_pair.c.study_id == STUDY_ID, had_pair.c.worker_id == wpk,
                                             had_pair.c.unit_key == const("p") + cast(P.c.id, String)).exists()
-    return G, P, G.join(P, and_(P.c.study_id == G.c.study_id, same)), [G.c.study_id == SID, ~check_seen, ~pair_seen]
+    return G, P, G.join(P, and_(P.c.study_id == G.c.study_id, same)), [G.c.study_id == STUDY_ID, ~check_seen, ~pair_seen]
 
 
 def reserved_pairs(wpk, capped: bool):
@@ -62,9 +62,9 @@ def reserved_pairs(wpk, capped: bool):
     if not capped:
         return pairs
     mine = Assignment.__table__.alias("cm")
-    given = select(func.count()).where(mine.c.study_id == SID, mine.c.worker_id == wpk,
+    given = select(func.count()).where(mine.c.study_id == STUDY_ID, mine.c.worker_id == wpk,
                                        mine.c.gold_id.is_not(None)).scalar_subquery()
-    room = (CAP - const(1)) // (GOLD_EVERY - const(1)) - given
+    room = (MAX_PER_WORKER - const(1)) // (GOLD_EVERY - const(1)) - given
     return pairs.limit(case((room > const(0), room), else_=const(0)))
 
 
@@ -73,7 +73,7 @@ def reserved_below(wpk, capped: bool):
     count as checks to come, not as regular units."""
     P = TaskPair.__table__.alias("rb")
     return (select(func.count()).select_from(P)
-            .where(P.c.id.in_(reserved_pairs(wpk, capped)), P.c.n_answers < Q).scalar_subquery())
+            .where(P.c.id.in_(reserved_pairs(wpk, capped)), P.c.n_answers < QUOTA).scalar_subquery())
 
 
 def check_source(wpk, sess, guard=None):
@@ -81,7 +81,7 @@ def check_source(wpk, sess, guard=None):
     their order whose check and pair they have not had; only where SQL condition `guard` (if given) holds.
     Parameters :sid, :now, :exp."""
     G, P, source, unseen = _checks_and_pairs(wpk)
-    return (select(SID, const("p") + cast(P.c.id, String), const(0) - wpk, G.c.id, P.c.id, G.c.left_task_id,
-                   G.c.right_task_id, wpk, sess, LEASED_, NOW, EXP)
+    return (select(STUDY_ID, const("p") + cast(P.c.id, String), const(0) - wpk, G.c.id, P.c.id, G.c.left_task_id,
+                   G.c.right_task_id, wpk, sess, SQL_LEASED, NOW, LEASE_EXPIRES)
             .select_from(source).where(*unseen, *([guard] if guard is not None else []))
             .order_by(check_order(G.c.id, wpk), G.c.id).limit(const(1)))
