@@ -12,6 +12,10 @@ by the one answer. Whenever the statement did not lease (an attention check due,
 slot in the window, the lease of another slot held), the caller serves `next` the usual way; when it did
 not record the answer (a repeat, an expired lease, someone else's assignment), nothing was written and the
 caller answers the long way (`answers.submit_answer`).
+
+Why hand-written SQL (SQLAlchemy Core, not the ORM): one statement is one round trip and one commit per
+answer; the ORM's unit of work would send several statements and flush twice. It is the one-trip loop's
+whole cost on PostgreSQL (`docs/server.md`, "Performance").
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from annotation_server import (answer_and_next, answers, assignment_json, export, progress, reports, scheduling,
-                               sessions, studies)
+                               sessions, studies, study_units)
 from annotation_server import validation as v
 from annotation_server.cache import SessionRef, StudyMeta
 from annotation_server.db import autocommit, session_scope
@@ -120,7 +120,7 @@ def add_items(name: str):
     body = json_body()
     state = _state()
     with session_scope(write=True) as db:
-        return _created(studies.add_units_from_json(db, name, body, data_dir=current_app.config.get("DATA_DIR"), now=state.clock()))
+        return _created(study_units.add_units_from_json(db, name, body, data_dir=current_app.config.get("DATA_DIR"), now=state.clock()))
 
 
 @bp.post("/studies/<name>/close")

@@ -7,7 +7,7 @@ n-th unit, while unseen checks remain); else the best free slot.
 
 Best free slot. Labeling: a free slot of an item the worker has not seen, items with the fewest answers
 first, random among equals. Pairwise, `balanced`: the same over task pairs (each pair's slots are half in
-each left/right order, see `studies.add_tasks`, so both orders are shown evenly). Pairwise, `active`: the
+each left/right order, see `study_units.add_tasks`, so both orders are shown evenly). Pairwise, `active`: the
 same candidates ordered by `analysis.pair_selection.suggest_pairs` on the judgments so far.
 
 How (balanced schedulers): ONE statement claims the slot (`claim`). Its subquery walks the unit table's

@@ -2,7 +2,11 @@
 
 The counts of their slots, their session's current lease, and the figures behind the progress bar (units
 below quota, how many of them the worker has, pairs kept back for their attention checks); the cheaper
-estimates the long path uses (`worker_counts`, `open_units_estimate`)."""
+estimates the long path uses (`worker_counts`, `open_units_estimate`).
+
+The state SELECT is hand-written SQLAlchemy Core, built once per study shape (`lru_cache`): everything a
+request needs comes back in one round trip (the ORM would load the session, the worker, the study and
+the counts one query each)."""
 
 from __future__ import annotations
 
