@@ -127,10 +127,22 @@ def fill_study(engine, study_id: int, n_items: int, answered_share: float, label
                 f"UPDATE item SET n_answers = {answered // n} + CASE WHEN id - {lo} < {answered % n} THEN 1 ELSE 0 END "
                 "WHERE study_id = :sid"), {"sid": study_id})
         _recount(conn, study_id)
-        if pg:
-            conn.execute(text("ANALYZE item, assignment, label_record, worker, worker_session"))
+    settle(engine)
     return Filled(name="", study_id=study_id, items=n, slots=n * q, answered=answered, workers=n_workers,
                   seconds=time.perf_counter() - t0)
+
+
+def settle(engine) -> None:
+    """After a bulk load, do the database's upkeep before measuring, so that it is not billed to the answers:
+    PostgreSQL vacuums and analyzes the filled tables (autovacuum would otherwise run through a million new
+    rows, and set their hint bits, during the measured cycles) and checkpoints; SQLite checkpoints its WAL."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("VACUUM (ANALYZE) item, assignment, label_record, worker, worker_session, worker_stats, "
+                              "study_tally, study"))
+            conn.execute(text("CHECKPOINT"))
+        else:
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
 
 
 def _recount(conn, study_id: int) -> None:
