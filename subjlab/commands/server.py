@@ -177,12 +177,15 @@ def study_add(name: str, task_names: tuple[str, ...], all_tasks: bool, examples_
     """Add work to study NAME: tasks to compare (pairwise), items to label (labeling), attention checks.
 
     Pairwise tasks get example texts sampled from their real training data (via subjlab.data) unless
-    the task file lists `examples`.
+    the task file lists `examples`. The bundled data covers sms_spam, financial_phrasebank, fewrel,
+    reddit_emotion, humor and tweet_sarcasm; for the paper's ten (--all-tasks) fetch their data first
+    (`subjlab data fetch --all --out data/`) and add `--data data/`.
 
     \b
-    Examples: subjlab study add objectivity --all-tasks
-              subjlab study add irony-labels --from-split test --limit-per-label 50
-              subjlab study add irony-labels --examples my_items.jsonl --gold checks.jsonl
+    Examples: subjlab study add objectivity --task sms_spam --task humor --task tweet_sarcasm
+              subjlab study add objectivity --all-tasks --data data/
+              subjlab study add sarcasm-labels --from-split test --limit-per-label 50
+              subjlab study add sarcasm-labels --examples my_items.jsonl --gold checks.jsonl
     """
     from annotation_server import studies, validation
     from subjlab.records import iter_rows, read_examples
