@@ -200,7 +200,7 @@ class StoppingRule:
         self._assess(order, scores, cov, len(judgments))
         return self
 
-    def fit_scores(self, tasks: Sequence[str], scores: np.ndarray, wins: np.ndarray) -> "StoppingRule":
+    def fit_arrays(self, tasks: Sequence[str], scores: np.ndarray, wins: np.ndarray) -> "StoppingRule":
         """Assess a fit given as arrays (`scores` and win matrix `wins` in `tasks` order), without
         refitting: for simulations that already hold them. Returns self."""
         scores = np.asarray(scores, dtype=float)

@@ -116,6 +116,13 @@ def test_reusing_a_fitted_ranker_gives_the_same_answer_as_fitting_again():
                       "n_pairs", "expected_tau", "open_pairs"}
     assert d["n_pairs"] == 21 and d["n_judgments"] == 300
     assert d["expected_tau"] == pytest.approx(1 - 2 * d["expected_misordered"] / 21)
+    # the array entry point of simulations gives the same assessment from the fitted arrays
+    ranker = BradleyTerryRanker(n_bootstrap=0).fit(js)
+    scores = np.array([ranker.scores_[t] for t in ranker.tasks_])
+    arrays = StoppingRule(seed=3).fit_arrays(ranker.tasks_, scores, ranker.wins_).report()
+    assert arrays == direct
+    with pytest.raises(ValueError, match="must match 7 tasks"):
+        StoppingRule().fit_arrays(ranker.tasks_, scores[:6], ranker.wins_)
 
 
 def test_stop_at_decides_the_verdict_and_tau_star_the_budget():
