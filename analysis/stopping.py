@@ -167,6 +167,8 @@ class StoppingRule:
             raise ValueError(f"n_draws must be >= 100 for a usable Monte Carlo estimate, got {n_draws}")
         if not prior_sd > 0:
             raise ValueError(f"prior_sd must be > 0, got {prior_sd}")
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0 (virtual ties per compared pair), got {alpha}")
         if n_open < 0:
             raise ValueError(f"n_open must be >= 0, got {n_open}")
         self.tau = tau

@@ -138,7 +138,8 @@ def test_stop_at_decides_the_verdict_and_tau_star_the_budget():
 
 def test_bad_parameters_and_mismatched_rankers_fail_loudly():
     for kwargs, match in [({"tau": 1.5}, "tau"), ({"tau": -1.0}, "tau"), ({"stop_at": 1.0}, "stop_at"),
-                          ({"stop_at": 0.0}, "stop_at"), ({"n_draws": 10}, "n_draws"), ({"prior_sd": 0.0}, "prior_sd")]:
+                          ({"stop_at": 0.0}, "stop_at"), ({"n_draws": 10}, "n_draws"), ({"prior_sd": 0.0}, "prior_sd"),
+                          ({"alpha": 0.0}, "alpha"), ({"n_open": -1}, "n_open")]:
         with pytest.raises(ValueError, match=match):
             StoppingRule(**kwargs)
     with pytest.raises(ValueError, match="not fitted"):
