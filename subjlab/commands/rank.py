@@ -17,8 +17,9 @@ from subjlab.commands._study_data import EXCLUSION_RULE_OPTIONS, STUDY_SOURCE_OP
 @click.option("--suggest", "k", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
               help="Also propose the next K pairs to show workers.")
 @click.option("--design", type=click.Choice(["active", "balanced"]), default="active", show_default=True,
-              help="How --suggest picks pairs: active (expected drop in misordered pairs under the current "
-              "posterior; see docs/rank.md for the benchmark) or balanced (every pair, both orders, evenly).")
+              help="How --suggest picks pairs: active (the pairs whose next judgment most lowers the expected "
+              "number of misordered pairs, looking one judgment ahead under the current posterior; see "
+              "docs/rank.md for the benchmark) or balanced (every pair, both orders, evenly).")
 @click.option("--new-task", "new_task", metavar="NAME", default=None,
               help="Place this task on the scale of the others: score, interval, neighbours, and the "
               "existing tasks to compare it with next (K of them: --suggest, default 3).")
