@@ -246,26 +246,31 @@ class ActivePairSelector:
         return active + [s for s in out if s.reason == "coverage"] + [s for s in out if s.reason == "explore"]
 
     def _pick_disjoint(self, cov, mean, p_gap, pi, pj, ci, cj, c_info, open_, m, rng):
-        """Compute the gains of the most uncertain open candidates and return up to `m` picks
+        """Compute the gains of the most promising open candidates and return up to `m` picks
         (candidate index, gain), best first, sharing no task."""
         diag = np.diag(cov)
         p_var = np.maximum(diag[pi] + diag[pj] - 2 * cov[pi, pj], 1e-12)
         p_z = p_gap / np.sqrt(p_var)
         p_q = ndtr(-p_z)
-        uncertain = np.argsort(-p_q, kind="stable")[: self.n_uncertain]
-        uncertain = uncertain[p_q[uncertain] > 1e-9]
+        # Each pair's "self gain": the drop one direct judgment of it would bring to itself. Pairs a
+        # direct judgment can hardly move (settled, or near-ties already judged many times) are
+        # moved even less by a judgment of another pair, so the gains sum over the pairs with the
+        # largest self gain, and the look-ahead is computed for the candidates with the largest.
+        _, p_info = judgment_information(p_gap, self.lapse)
+        p_self = _drop(p_q, p_z, p_var, p_info / (1.0 + p_info * p_var) * p_var**2)
+        movable = np.argsort(-p_self, kind="stable")[: self.n_uncertain]
+        movable = movable[p_self[movable] > 1e-12]
         cands = np.flatnonzero(open_)
-        if len(cands) == 0 or len(uncertain) == 0:
+        if len(cands) == 0 or len(movable) == 0:
             return []
         c_var = np.maximum(diag[ci[cands]] + diag[cj[cands]] - 2 * cov[ci[cands], cj[cands]], 1e-12)
-        c_q = ndtr(-np.abs(mean[ci[cands]] - mean[cj[cands]]) / np.sqrt(c_var))
-        keep = np.argsort(-c_q, kind="stable")[: self.n_candidates]
-        cands, c_var = cands[keep], c_var[keep]
-        shrink = c_info[cands] / (1.0 + c_info[cands] * c_var)
+        c_z = np.abs(mean[ci[cands]] - mean[cj[cands]]) / np.sqrt(c_var)
+        c_shrink = c_info[cands] / (1.0 + c_info[cands] * c_var)
+        keep = np.argsort(-_drop(ndtr(-c_z), c_z, c_var, c_shrink * c_var**2), kind="stable")[: self.n_candidates]
+        cands, shrink = cands[keep], c_shrink[keep]
         u = cov[:, ci[cands]] - cov[:, cj[cands]]  # Σ v_c, one column per candidate
-        moved = shrink[None, :] * (u[pi[uncertain]] - u[pj[uncertain]]) ** 2  # s² of each (pair, candidate)
-        ratio = np.sqrt(np.maximum(p_var[uncertain][:, None] / np.maximum(moved, 1e-300) - 1.0, 0.0))
-        drop = p_q[uncertain][:, None] - 2.0 * owens_t(p_z[uncertain][:, None], ratio)
+        moved = shrink[None, :] * (u[pi[movable]] - u[pj[movable]]) ** 2  # s² of each (pair, candidate)
+        drop = _drop(p_q[movable][:, None], p_z[movable][:, None], p_var[movable][:, None], moved)
         gains = drop.sum(axis=0)
         ties = rng.random(len(cands))
         picks, busy = [], set()
@@ -284,6 +289,14 @@ class ActivePairSelector:
             a, b = b, a
         p, _ = judgment_information(np.array([mean[a] - mean[b]]), self.lapse)
         return SuggestedPair(universe[a], universe[b], gain, float(p[0]), reason)
+
+
+def _drop(q: np.ndarray, z: np.ndarray, var: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """Expected drop of a pair's misorder probability q = Φ(−z) when its estimated gap (variance
+    `var`) moves by a normal amount of variance `moved` and its variance shrinks by as much:
+    q − 2 T(z, √(var/moved − 1)) (module doc)."""
+    ratio = np.sqrt(np.maximum(var / np.maximum(moved, 1e-300) - 1.0, 0.0))
+    return q - 2.0 * owens_t(z, ratio)
 
 
 def _least_compared(ci: np.ndarray, cj: np.ndarray, shown: np.ndarray, k: int, rng: np.random.Generator) -> list[int]:
