@@ -24,17 +24,18 @@ afterwards, E[Φ(−|μ_p'| / √(V_p − s²))], has a closed form with Owen's 
     drop_p(c) = q_p − 2 T(z_p, √(V_p / s² − 1)),   z_p = |μ_p| / √V_p   (scipy.special.owens_t)
 
 (0 when s² → 0, all of q_p when the judgment would reveal the gap exactly). The gain of c is the
-sum of drop_p(c) over the pairs whose order is still uncertain (the `n_uncertain` largest q_p).
-Only the chance of a flip counts: a tighter interval around an order that stays the same does not
+sum of drop_p(c) over the pairs p. Only the chance of a flip counts: a tighter interval around an order that stays the same does not
 make the order more right (P(a above b) is a martingale, so its expected misorder probability moves
 only where it may cross ½). The gains single out pairs whose order is uncertain and whose gap one
 judgment can move (near neighbours, directly or through correlated scores), and fade for near-ties
 that would take hundreds of judgments to settle.
 
-This replaced a first-order rule (the drop of q from the shrinking variance, the estimate held
-fixed, with a 0.25 indifference zone), which on the bench needed 0.81 (median) / 0.74 (mean) of
-balanced random's judgments at 50 tasks and 0.47 / 0.58 at 10, against 0.69 / 0.68 and 0.48 / 0.45
-for the look-ahead (crowds with position bias; docs/rank.md has the figures of what was tried).
+This replaced a first-order rule (the drop of q from the shrinking variance alone, the estimate
+held fixed, with a 0.25 indifference zone). On the bench's crowds the two are on par: with 50 tasks
+mean misordered pairs after 3,000 / 6,000 / 10,000 judgments 95.7 / 68.7 / 50.5 for the look-ahead,
+99.3 / 63.7 / 51.0 for the first-order rule, 106.5 / 73.2 / 60.6 for balanced random (10 seeds);
+with 10 tasks after 200 / 540 / 1,000, 5.8 / 3.3 / 2.3 against 6.5 / 3.3 / 2.2 and 6.6 / 4.3 / 3.1
+(60 seeds). docs/rank.md lists what else was tried, with figures.
 
 Noisy workers: a share `lapse` of answers is assumed to be random (spammers, misclicks), so one
 judgment's Fisher information about the gap is I = ((1−λ)σ(Δ)(1−σ(Δ)))² / (P(1−P)) with
@@ -43,11 +44,15 @@ P = (1−λ)σ(Δ) + λ/2: lopsided pairs, whose few surprises are mostly noise,
 Batches: workers answer in batches, so K pairs are picked greedily, updating Σ after each pick as
 if it had been answered (the covariance update does not need the outcome), which spreads a batch
 over different tasks. The gains are recomputed every `refresh` picks (default: one per 10 tasks,
-at least 1; each recomputation costs n_uncertain × n_candidates Owen's T values), and the picks
+at least 1), and the picks
 between two recomputations share no task, since their gains were computed before each other's
-update. Candidates are the `n_candidates` pairs whose own order is least certain (an uncertain
-pair is almost always the best way to learn about itself); pairs beyond them follow in
-least-compared order. A share `explore` of each batch goes to the least-compared candidate pairs,
+update. To keep a recomputation to n_uncertain × n_candidates Owen's T values, both sides are
+ranked by each pair's *self gain*, drop_p(p), what one direct judgment would do for it: the gains
+sum over the `n_uncertain` pairs with the largest self gain (a pair that a direct judgment hardly
+moves, settled or a near-tie already judged many times, is moved even less by others), and are
+computed for the `n_candidates` open candidates with the largest. (Taking the pairs with the
+largest q instead, near-ties only, left 71.2 misordered pairs at 6,000 judgments against 68.7.)
+After `n_candidates` active picks the remaining pairs follow in least-compared order. A share `explore` of each batch goes to the least-compared candidate pairs,
 so every task keeps being compared even where the model is wrong (without it the bench needed about
 twice the judgments on its hardest seeds).
 
@@ -145,8 +150,8 @@ class ActivePairSelector:
 
     Parameters: `alpha` (the ranker's regularisation), `prior_sd` (prior sd of a score; sets how
     uncertain a never-compared task is), `lapse` (assumed share of random answers), `explore`
-    (share of each batch given to the least-compared pairs), `n_uncertain` (how many of the least
-    settled pairs the gain sums over), `n_candidates` (how many candidates get a look-ahead),
+    (share of each batch given to the least-compared pairs), `n_uncertain` (how many pairs, those a
+    judgment moves most, the gain sums over), `n_candidates` (how many candidates get a look-ahead),
     `refresh` (picks between recomputations of the gains; None: one per 10 tasks). The defaults
     were chosen on the simulated crowds of the bench.
     """
