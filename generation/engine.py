@@ -35,6 +35,10 @@ one write and one fsync. Nothing counts as written (progress bar, summary) befor
 returns, so a crash loses no acknowledged record; it can only cut the round being written (a torn
 last line is repaired on resume).
 
+Rate limits ("openai"). The requests in flight, at most `concurrency`, and their pace follow what
+the endpoint allows (`generation.limiter`): its rate-limit headers when it sends them, else its
+429s (additive increase, multiplicative decrease); a 429 is waited out, not counted as a retry.
+
 Sending ahead (backends taking one request per call, i.e. "openai"). While a round's slowest
 requests are still out, the next round's likely requests are already sent: a conversation's next
 turn as soon as its own reply is in, a new lane's first request at once, guessing that each reply
@@ -69,13 +73,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Awaitable, Sequence
 
 from generation.backends import make_backend
 from generation.backends.base import Backend, BackendAuthError, BackendError, ChatRequest, ChatResponse, RetryableError
 from generation.cache import ResponseCache, request_key
 from generation.config import GenerationConfig, RunSummary
 from generation.filters import TextFilter
+from generation.limiter import AdaptiveLimiter
 from generation.output import OutputWriter, load_output
 from generation.parsing import parse_response
 from generation.planning import Lane, PlannedRequest, Planner, next_turn, preview_requests
@@ -165,6 +170,12 @@ class _Run:
         self.namespace = backend.cache_namespace or backend.name
         self.semaphore = asyncio.Semaphore(1 if backend.max_batch > 1 else config.concurrency)
         self.policy = RetryPolicy(config.max_retries, config.backoff_base, config.backoff_max)
+        # The adaptive limit is for endpoints called one request at a time ("openai"); 429s are
+        # waited out while the endpoint served something within the time the retries could wait.
+        self.limiter = (
+            AdaptiveLimiter(config.concurrency, patience=config.max_retries * config.backoff_max)
+            if config.adaptive_concurrency and backend.max_batch == 1 and backend.concurrent_calls else None
+        )
         self.jitter = random.Random()
         self.budget = config.effective_max_requests
         self.used = 0  #: the budget spent: requests sent by rounds and ahead of them (cache hits are free)
@@ -195,16 +206,27 @@ class _Run:
         self.summary.retries += 1
 
     async def _call(self, requests: list[ChatRequest], handle: _Ahead | None = None) -> list[ChatResponse]:
-        """One backend call (at most `concurrency` at once), retried per the policy; counts it."""
-        async with self.semaphore:
+        """One backend call (at most `concurrency` at once, or what the adaptive limiter allows),
+        retried per the policy; counts it."""
+
+        def started() -> None:
             if handle is not None:
                 handle.started = True
-            try:
-                responses = await with_retries(
-                    lambda: self.backend.complete(requests), self.policy, self.jitter, self._count_retry
-                )
-            except BackendError as exc:  # RetriesExhausted included; BackendAuthError passes as is
-                raise GenerationError(str(exc)) from None
+
+        def call() -> Awaitable[list[ChatResponse]]:
+            return self.backend.complete(requests)
+
+        try:
+            if self.limiter is None:
+                async with self.semaphore:
+                    started()
+                    responses = await with_retries(call, self.policy, self.jitter, self._count_retry)
+            else:
+                prompt = sum(self.backend.count_tokens(r.messages) for r in requests)
+                attempt = self.limiter.attempts(call, prompt, sum(r.max_tokens for r in requests), started)
+                responses = await with_retries(attempt, self.policy, self.jitter, self._count_retry, self.limiter)
+        except BackendError as exc:  # RetriesExhausted included; BackendAuthError passes as is
+            raise GenerationError(str(exc)) from None
         if len(responses) != len(requests):
             raise GenerationError(f"the backend returned {len(responses)} responses for {len(requests)} requests")
         self.summary.requests += len(requests)
@@ -474,6 +496,7 @@ class _Run:
             self.summary.per_label = {lab: file_count[lab] for lab in self.labels}
             self.summary.filters = self.filter.counts()
             self.summary.elapsed_s = round(time.monotonic() - start, 3)
+            self.summary.rate_limit = None if self.limiter is None else self.limiter.report()
             self.summary.texts_per_s = round(written / self.summary.elapsed_s, 3) if self.summary.elapsed_s > 0 else 0.0
             self.summary.estimated_cost_usd = (
                 None if self.price is None else round(self.price.cost(self.summary.tokens_in, self.summary.tokens_out), 6)
