@@ -525,7 +525,8 @@ def profile_in_process(db: str, db_url: str, cycles: int = 200) -> None:
     asks for the next assignment, `?next=1`); print statements and CPU ms per cycle of each."""
     from sqlalchemy import event
 
-    from annotation_server.app import create_app, get_state
+    from annotation_server.app import create_app
+    from annotation_server.state import get_state
     from annotation_server.schema import upgrade
 
     upgrade(db_url)

@@ -136,13 +136,18 @@ def settle(engine) -> None:
     """After a bulk load, do the database's upkeep before measuring, so that it is not billed to the answers:
     PostgreSQL vacuums and analyzes the filled tables (autovacuum would otherwise run through a million new
     rows, and set their hint bits, during the measured cycles) and checkpoints; SQLite checkpoints its WAL."""
+    if engine.dialect.name != "postgresql":
+        import sqlite3
+
+        # a connection of its own: an AUTOCOMMIT connection handed back to the app's pool leaves it in a
+        # transaction mode the server's SQLite connections do not expect
+        with sqlite3.connect(engine.url.database) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("VACUUM (ANALYZE) item, assignment, label_record, worker, worker_session, worker_stats, "
-                              "study_tally, study"))
-            conn.execute(text("CHECKPOINT"))
-        else:
-            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        conn.execute(text("VACUUM (ANALYZE) item, assignment, label_record, worker, worker_session, worker_stats, "
+                          "study_tally, study"))
+        conn.execute(text("CHECKPOINT"))
 
 
 def _recount(conn, study_id: int) -> None:
@@ -243,7 +248,7 @@ class SizeResult:
 def measure_size(db: str, app, client, admin: dict, size: int, cycles: int, repeats: int, answered: float,
                  db_cpu: Callable[[], float], statements: list) -> SizeResult:
     """Create a study of `size` slots through the API, fill it (`fill_study`), then time answers and views."""
-    from annotation_server.app import get_state
+    from annotation_server.state import get_state
 
     name = f"scale-{size}"
     r = client.post("/api/v1/studies", headers=admin, json={
@@ -296,7 +301,8 @@ def run(db: str, db_url: str, sizes: list[int], cycles: int, repeats: int, answe
     """All sizes on one fresh database (`db_url`), smallest first; print a row per size and loop."""
     from sqlalchemy import event
 
-    from annotation_server.app import create_app, get_state
+    from annotation_server.app import create_app
+    from annotation_server.state import get_state
     from annotation_server.schema import upgrade
 
     upgrade(db_url)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import pytest
 
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from tests.support.crowd import answer_everything, answer_quality_study
 
 

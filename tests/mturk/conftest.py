@@ -75,7 +75,7 @@ def create_spam_study(app_, name: str = "spam", max_per_worker: int | None = 2, 
                       labels_per_item: int = 3) -> SpamStudy:
     """Create a labeling study over real sms_spam test messages (see the module doc)."""
     from annotation_server import studies, study_units
-    from annotation_server.app import get_state
+    from annotation_server.state import get_state
     from annotation_server.db import session_scope
     from subjlab.data import load_split
     from subjlab.records import Example
@@ -166,7 +166,7 @@ def publish_one(hit_response) -> Callable[..., str]:
 
     def run(app_, stubbed: "Stubbed", study: str = "spam", hit_id: str = "3HIT00000000000000000000000000",
             qual: str = "3QUALIFICATION0000000000000001") -> str:
-        from annotation_server.app import get_state
+        from annotation_server.state import get_state
         from annotation_server.db import session_scope
         from annotation_server.mturk import publish as pub
         from annotation_server.studies import get_study

@@ -10,7 +10,7 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import select
 
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from annotation_server.mturk.models import MTurkAssignment
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 from click.testing import CliRunner
 
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from tests.support.crowd import answer_everything as work
 from tests.support.crowd import answer_quality_study
 from annotation_server.quality import ExclusionRules, load_study_data

@@ -131,7 +131,8 @@ def fresh_database(kind: str, tmp_path: Path, request) -> str:
 @pytest.fixture
 def make_app(tmp_path, request, task_data) -> Iterator[Callable[..., Any]]:
     """Factory: `make_app(db="sqlite" | "postgres" | URL, **config)` -> a Flask app on a fresh migrated database."""
-    from annotation_server.app import create_app, get_state
+    from annotation_server.app import create_app
+    from annotation_server.state import get_state
 
     apps = []
 
@@ -178,7 +179,7 @@ def database_rows(app) -> dict[str, list[tuple]]:
     these to prove that a refused request changed nothing at all (not just the row counts)."""
     from sqlalchemy import select
 
-    from annotation_server.app import get_state
+    from annotation_server.state import get_state
     from annotation_server.db import session_scope
     from annotation_server.models import load_extension_models, metadata
 

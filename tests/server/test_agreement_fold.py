@@ -14,7 +14,7 @@ from sqlalchemy import insert, select, update
 
 from analysis.agreement import AgreementAnalyzer, fleiss_kappa, krippendorff_alpha_nominal
 from annotation_server import agreement_fold
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from annotation_server.models import Assignment, LabelRecord, Study, Worker, WorkerSession
 from subjlab.records import Label

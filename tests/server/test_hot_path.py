@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Integer, String, bindparam, cast, event, func, select, text
 from sqlalchemy.exc import DataError
 
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import FastStatement, autocommit, session_scope
 from annotation_server.models import Assignment, GoldAnswer, GoldItem, Item, Study, TaskPair
 from subjlab.data import load_split

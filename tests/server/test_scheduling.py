@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from annotation_server.models import Assignment
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from annotation_server.entry import entry_link, sign_worker
 from annotation_server.models import Study, WorkerSession

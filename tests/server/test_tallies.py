@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from annotation_server import tallies, worker_state
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.cache import MetadataCache
 from annotation_server.db import autocommit, session_scope
 from annotation_server.leases import reclaim_expired
