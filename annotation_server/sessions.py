@@ -87,7 +87,7 @@ def start_session(db: Session, study_name: str, worker_id: str, now: datetime | 
     nothing is written then). Two statements: the worker's INSERT ... ON CONFLICT DO NOTHING, and the
     session's INSERT ... SELECT from the study row, which inserts nothing when the study is closed (or unknown).
     """
-    from annotation_server.entry import signature_ok
+    from annotation_server.signed_links import signature_ok
 
     worker_id = v.identifier(worker_id, "worker_id", max_len=128)
     if not isinstance(study_name, str) or not v.is_study_name(study_name):

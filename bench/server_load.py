@@ -542,38 +542,16 @@ def profile_in_process(db: str, db_url: str, cycles: int = 200) -> None:
     client.post("/api/v1/studies/inproc/items", headers=admin,
                 json={"examples": [{"id": e.id, "text": e.text} for e in examples]})
     meter = CpuMeter(-1, postmaster_pid(db_url))
+    sys.path.insert(0, str(REPO / "bench"))
+    from server_scale import run_cycles
+
     for one_trip in (False, True):
-        statements, k, token, done, pending = [], 0, None, 0, None
-        cpu0, pg0, t0 = time.process_time(), meter.snapshot()["postgres"], time.perf_counter()
-        while done < cycles:
-            if token is None:
-                k += 1
-                token = client.post("/api/v1/studies/inproc/sessions",
-                                    json={"worker_id": f"p{k}" + ("-1trip" if one_trip else "")}).get_json()["token"]
-            h = {"Authorization": f"Bearer {token}"}
-            del seen[:]  # count the statements of next + answer (sessions come once per 25 answers)
-            if pending is None:
-                r = client.get("/api/v1/studies/inproc/next", headers=h)
-                if r.status_code == 204:
-                    token = None
-                    continue
-                pending = r.get_json()
-            a, pending = pending, None
-            r = client.post(f"/api/v1/assignments/{a['assignment']}" + ("?next=1" if one_trip else ""), headers=h,
-                            json={"label": a["labels"][0]})
-            assert r.status_code == 201, r.get_data(as_text=True)
-            if one_trip:
-                pending = r.get_json()["next"]
-                token = token if pending is not None else None
-            statements.append(len(seen))
-            done += 1
-        cpu = 1000 * (time.process_time() - cpu0) / cycles
-        pg_cpu = 1000 * (meter.snapshot()["postgres"] - pg0) / cycles
-        wall = 1000 * (time.perf_counter() - t0) / cycles
+        c = run_cycles(client, admin, "inproc", cycles, one_trip, "p" + ("-1trip" if one_trip else ""),
+                       lambda: meter.snapshot()["postgres"], seen)
         what = "answer?next=1 (one-trip)" if one_trip else "next + answer (strict)"
-        print(f"{db:<9}in-process: {statistics.median(statements):.0f} SQL statements per {what} (max "
-              f"{max(statements)}); app CPU {cpu:.2f} ms, PostgreSQL CPU {pg_cpu:.2f} ms, wall {wall:.2f} ms per "
-              f"cycle (incl. a session every 25 answers)", flush=True)
+        print(f"{db:<9}in-process: {c.statements:.0f} SQL statements per {what} (max "
+              f"{max(c.statement_counts)}); app CPU {c.cpu_ms:.2f} ms, PostgreSQL CPU {c.db_cpu_ms:.2f} ms, wall "
+              f"{statistics.mean(c.wall_ms):.2f} ms per cycle (CPU incl. a session every 25 answers)", flush=True)
     get_state(app).dispose()
 
 

@@ -167,7 +167,12 @@ class Cycles:
     wall_ms: list[float]
     cpu_ms: float  # this process, per cycle
     db_cpu_ms: float  # PostgreSQL's processes, per cycle (0 on SQLite)
-    statements: float  # median SQL statements per cycle
+    statement_counts: list[int]  # SQL statements of each cycle
+
+    @property
+    def statements(self) -> float:
+        """Median SQL statements per cycle."""
+        return statistics.median(self.statement_counts)
 
     @property
     def p50(self) -> float:
@@ -181,7 +186,8 @@ class Cycles:
 def run_cycles(client, admin: dict, name: str, cycles: int, one_trip: bool, tag: str,
                db_cpu: Callable[[], float], statements: list) -> Cycles:
     """`cycles` next + answer cycles (or answer?next=1 with `one_trip`) by fresh workers of `PER_WORKER`
-    answers each, through the app's test client; wall time per cycle, CPU per cycle."""
+    answers each, through the app's test client; wall time per cycle, CPU per cycle. `statements` is a list
+    the caller's engine listener appends to for every SQL statement (emptied before each cycle)."""
     wall, counts = [], []
     token, k, done, pending = None, 0, 0, None
     cpu0, db0 = time.process_time(), db_cpu()
@@ -213,7 +219,7 @@ def run_cycles(client, admin: dict, name: str, cycles: int, one_trip: bool, tag:
             token, pending = None, None
     cpu = 1000 * (time.process_time() - cpu0) / cycles
     return Cycles("one-trip" if one_trip else "strict", wall, cpu, 1000 * (db_cpu() - db0) / cycles,
-                  statistics.median(counts))
+                  counts)
 
 
 VIEWS = ("progress", "agreement", "workers")

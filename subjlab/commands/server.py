@@ -314,7 +314,7 @@ def study_link(name: str, workers: tuple[str, ...], workers_file: str | None, ba
               subjlab study link irony-labels --workers-file ids.txt --url https://study.example.org -o links.csv
     """
     from annotation_server import studies
-    from annotation_server.entry import entry_link
+    from annotation_server.signed_links import entry_link
     from subjlab.records import write_records
 
     ids = [("--worker", w) for w in workers]  # (where it came from, worker id)
