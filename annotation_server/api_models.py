@@ -21,6 +21,7 @@ from pydantic import (
     RootModel,
     StringConstraints,
     Tag,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -50,9 +51,11 @@ def _digits(value: Any) -> Any:
 
 @lru_cache(maxsize=None)
 def identifier(max_len: int) -> Any:
-    """The type of an identifier of at most `max_len` characters (integers are taken as their digits)."""
-    return Annotated[str, BeforeValidator(_digits, json_schema_input_type=Union[str, int]),
-                     StringConstraints(min_length=1, max_length=max_len, pattern=IDENTIFIER_PATTERN)]
+    """The type of an identifier of at most `max_len` characters (a JSON integer is taken as its digits)."""
+    constraints = StringConstraints(min_length=1, max_length=max_len, pattern=IDENTIFIER_PATTERN)
+    as_text = {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": IDENTIFIER_PATTERN}
+    return Annotated[str, constraints, BeforeValidator(_digits),
+                     WithJsonSchema({"anyOf": [as_text, {"type": "integer", "minimum": 0}]})]
 
 
 def text(max_len: int) -> Any:

@@ -91,7 +91,8 @@ def _json_schema(schema: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- pydantic errors -> ApiError
-_TAGS = {"task key", "task spec", "label check", "pair check"}  # union branches in a location: not fields
+#: The union branches (tag -> schema title) that appear in pydantic's error locations: not fields.
+_TAGS = {"task key": None, "task spec": "TaskSpecBody", "label check": "LabelCheck", "pair check": "PairCheck"}
 
 _PATTERN_TEXT = {
     m.STUDY_NAME_PATTERN: "is not a valid study name: use letters, digits, '_', '.', '-' (at most 64, starting with "
@@ -109,13 +110,12 @@ def api_error(exc: ValidationError, schema: Any, where: str = "body") -> ApiErro
     errors = exc.errors(include_url=False)
     unknown = [e for e in errors if e["type"] == "extra_forbidden"]
     error = unknown[0] if unknown else errors[0]
-    loc = tuple(part for part in error["loc"] if part not in _TAGS)
-    field = _path(where, loc)
-    node = _schema_at(_json_schema(schema), loc)
+    field = _path(where, error["loc"])
+    node = _schema_at(_json_schema(schema), error["loc"])
     if unknown:
-        parent = loc[:-1]
-        names = sorted(str(e["loc"][-1]) for e in unknown if tuple(p for p in e["loc"] if p not in _TAGS)[:-1] == parent)
-        allowed = sorted(_schema_at(_json_schema(schema), parent).get("properties", {}))
+        parent = error["loc"][:-1]
+        names = sorted(str(e["loc"][-1]) for e in unknown if e["loc"][:-1] == parent)
+        allowed = sorted(_prop(_schema_at(_json_schema(schema), parent), "properties", {}))
         return ApiError(400, f"unknown field(s) in {_path(where, parent)}: {names[:5]}; allowed: {allowed}", names[0][:100])
     return ApiError(400, _message(error, field, node)[:300], field[:100])
 
@@ -131,14 +131,14 @@ def _message(error: dict[str, Any], field: str, node: dict[str, Any]) -> str:
     if kind in ("string_pattern_mismatch",):
         text = _PATTERN_TEXT.get(ctx.get("pattern"), "has the wrong form")
         shown = f" {value[:80]!r}" if ctx.get("pattern") in (m.STUDY_NAME_PATTERN, m.IDENTIFIER_PATTERN) else ""
-        return f"{field}{shown} " + text.format(max_len=f"1-{node.get('maxLength', '')}")
+        return f"{field}{shown} " + text.format(max_len=f"1-{_prop(node, 'maxLength')}")
     if kind in ("greater_than_equal", "less_than_equal"):
-        return f"{field} must be between {node.get('minimum')} and {node.get('maximum', 'any')}, got {value}"
+        return f"{field} must be between {_prop(node, 'minimum')} and {_prop(node, 'maximum')}, got {value}"
     if kind == "string_too_long":
         return f"{field} is too long ({len(value)} characters, limit {ctx.get('max_length')})"
     if kind == "string_too_short":
-        if node.get("pattern") == m.IDENTIFIER_PATTERN:
-            return f"{field} '' " + _PATTERN_TEXT[m.IDENTIFIER_PATTERN].format(max_len=f"1-{node.get('maxLength')}")
+        if _prop(node, "pattern") == m.IDENTIFIER_PATTERN:
+            return f"{field} '' " + _PATTERN_TEXT[m.IDENTIFIER_PATTERN].format(max_len=f"1-{_prop(node, 'maxLength')}")
         return f"{field} must not be empty"
     if kind == "too_short":
         return f"{field} must not be empty" if ctx.get("min_length") == 1 else \
@@ -146,7 +146,7 @@ def _message(error: dict[str, Any], field: str, node: dict[str, Any]) -> str:
     if kind == "too_long":
         return f"{field} has {ctx.get('actual_length')} entries, limit {ctx.get('max_length')}"
     if kind in ("literal_error", "enum"):
-        return f"{field} must be one of {node.get('enum')}, got {value!r}"
+        return f"{field} must be one of {_prop(node, 'enum')}, got {value!r}"
     if kind == "task_ref":
         return f"{field} must be a registry key (string) or a task spec (object)"
     if kind in ("int_from_float", "finite_number"):
@@ -154,19 +154,25 @@ def _message(error: dict[str, Any], field: str, node: dict[str, Any]) -> str:
     return f"{field}: {error['msg']}" if field != "body" else error["msg"]
 
 
+def _prop(node: dict[str, Any], key: str, default: Any = None) -> Any:
+    """A keyword of a JSON Schema node, or of the first of its alternatives (anyOf/oneOf) that has it."""
+    for option in [node] + node.get("anyOf", []) + node.get("oneOf", []):
+        if key in option:
+            return option[key]
+    return default
+
+
 def _expects(node: dict[str, Any]) -> str:
     """What a JSON Schema node asks for, in words ("must be a string")."""
-    if "enum" in node:
-        return f"must be one of {node['enum']}"
-    if "const" in node:
-        return f"must be {node['const']!r}"
+    if _prop(node, "enum"):
+        return f"must be one of {_prop(node, 'enum')}"
     types = [node.get("type")] + [alt.get("type") for alt in node.get("anyOf", []) + node.get("oneOf", [])]
     if "string" in types and "integer" in types:
         return "must be a string"
     if "string" in types:
         return "must be a non-empty string" if node.get("minLength") == 1 and "pattern" not in node else "must be a string"
     if "integer" in types:
-        return "must be a positive integer" if node.get("minimum", 0) >= 1 else "must be an integer"
+        return "must be a positive integer" if (_prop(node, "minimum") or 0) >= 1 else "must be an integer"
     if "boolean" in types:
         return "must be true or false"
     if "array" in types:
@@ -184,21 +190,26 @@ def _schema_at(root: dict[str, Any], loc: tuple) -> dict[str, Any]:
         while "$ref" in node:
             node = {**defs[node["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
         alternatives = [deref(alt) for alt in node.get("anyOf", []) if alt.get("type") != "null"]
-        return alternatives[0] if len(alternatives) == 1 and "type" not in node else node
+        if len(alternatives) == 1 and "type" not in node:  # Optional[X] is X here
+            return alternatives[0]
+        return {**node, "oneOf": [deref(alt) for alt in node["oneOf"]]} if "oneOf" in node else node
 
     node = deref(root)
     for part in loc:
         if isinstance(part, int):
             node = deref(node.get("items", {}))
-            continue
-        options = [node] + [deref(alt) for alt in node.get("oneOf", [])]
-        node = next((deref(o["properties"][part]) for o in options if part in o.get("properties", {})), {})
+        elif part in _TAGS:
+            node = next((alt for alt in node.get("oneOf", []) if alt.get("title") == _TAGS[part]), node)
+        else:
+            node = deref(_prop(node, "properties", {}).get(part, {}))
     return node
 
 
 def _path(where: str, loc: tuple) -> str:
     out = where
     for part in loc:
+        if part in _TAGS:
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:
