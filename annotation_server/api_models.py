@@ -181,13 +181,19 @@ GoldCheck = Annotated[Union[Annotated[LabelCheck, Tag("label check")], Annotated
                       Discriminator(_check_tag)]
 
 
-class ItemsAdd(ApiModel):
-    """`POST /studies/{name}/items`: any of tasks (pairwise), examples (labeling) and gold checks."""
+def _at_least_one_part(schema: dict[str, Any]) -> None:
+    _no_null_defaults(schema)
+    schema["anyOf"] = [{"required": [part]} for part in ("tasks", "examples", "gold")]
 
-    tasks: Optional[list[TaskRef]] = Field(None, min_length=1, max_length=200, description="pairwise studies")
-    examples: Optional[list[ExampleBody]] = Field(None, min_length=1, max_length=50_000, description="labeling studies")
-    gold: Optional[list[GoldCheck]] = Field(None, min_length=1, max_length=10_000,
-                                            description="attention checks with known answers")
+
+class ItemsAdd(ApiModel):
+    """`POST /studies/{name}/items`: any of tasks (pairwise), examples (labeling) and gold checks (one at least)."""
+
+    model_config = ConfigDict(json_schema_extra=_at_least_one_part)
+
+    tasks: list[TaskRef] = Field(None, min_length=1, max_length=200, description="pairwise studies")
+    examples: list[ExampleBody] = Field(None, min_length=1, max_length=50_000, description="labeling studies")
+    gold: list[GoldCheck] = Field(None, min_length=1, max_length=10_000, description="attention checks with known answers")
 
     @model_validator(mode="after")
     def _something(self) -> "ItemsAdd":
