@@ -5,6 +5,7 @@ Request bodies are strict (`ApiModel`): no unknown fields, no type coercion ("4"
 1), identifiers in a safe alphabet, bounded lengths. `validation.validate` runs them and turns pydantic's
 errors into the API's error reply (400 naming the field). Reply models (`Reply`) describe what the
 server sends; they are documentation and what the fuzz tests check replies against, not run per request.
+One concern, a little over 450 lines: every shape of the API in one place, as the document shows them.
 """
 
 from __future__ import annotations
@@ -246,6 +247,8 @@ Handle = Annotated[str, Field(pattern="^[0-9a-f]{16}$", description="opaque hand
 
 
 class ErrorDetail(Reply):
+    """The error: HTTP status, a code word, a message for people and the offending field (if any)."""
+
     status: int
     code: str
     message: str
@@ -259,12 +262,16 @@ class Error(Reply):
 
 
 class Health(Reply):
+    """Liveness: the database backend and the schema revision."""
+
     status: str
     database: str
     revision: Optional[str]
 
 
 class StudySummary(Reply):
+    """A study's settings and counts (what `POST /studies` and `close` return)."""
+
     name: str
     kind: StudyKind
     status: Literal["open", "closed"]
@@ -283,10 +290,14 @@ class StudySummary(Reply):
 
 
 class StudyList(Reply):
+    """Every study, oldest first."""
+
     studies: list[StudySummary]
 
 
 class StudyInfo(Reply):
+    """What a worker page shows before a session exists."""
+
     name: str
     kind: str
     status: str
@@ -298,23 +309,31 @@ class StudyInfo(Reply):
 
 
 class ItemsAdded(Reply):
+    """How many tasks/examples/gold checks were added, and the study's units in all."""
+
     study: str
     added: dict[str, int]
     units: int
 
 
 class SessionCreated(Reply):
+    """The worker's bearer token for this study."""
+
     token: str
     worker_id: str
     study: str
 
 
 class Progress(Reply):
+    """The worker's units answered and the (estimated) target."""
+
     answered: int
     target: int
 
 
 class TaskCard(Reply):
+    """A task as workers see it in a pairwise assignment."""
+
     task: str
     title: str
     description: str
@@ -324,12 +343,16 @@ class TaskCard(Reply):
 
 
 class ItemText(Reply):
+    """The item of a labeling assignment: its text only."""
+
     model_config = ConfigDict(extra="forbid")  # workers see the text and nothing else of the item
 
     text: str
 
 
 class PairwiseAssignment(Reply):
+    """Which of two tasks is more objective."""
+
     assignment: Handle
     kind: Literal["pairwise"]
     study: str
@@ -342,6 +365,8 @@ class PairwiseAssignment(Reply):
 
 
 class LabelingAssignment(Reply):
+    """Which label fits an item."""
+
     assignment: Handle
     kind: Literal["labeling"]
     study: str
@@ -358,6 +383,8 @@ class Assignment(RootModel[Annotated[Union[PairwiseAssignment, LabelingAssignmen
 
 
 class AnswerRecorded(Reply):
+    """The recorded answer (and, with `?next=1`, the next assignment)."""
+
     assignment: str
     kind: str
     winner: str = None
@@ -368,6 +395,8 @@ class AnswerRecorded(Reply):
 
 
 class WorkerStatus(Reply):
+    """The worker's progress and, once finished, the completion code."""
+
     study: str
     worker_id: str
     answered: int
@@ -377,6 +406,8 @@ class WorkerStatus(Reply):
 
 
 class StudyProgress(Reply):
+    """Slots by state, complete units, workers, answers per worker, position bias, gold accuracy."""
+
     study: str
     kind: str
     status: str = None
@@ -394,6 +425,8 @@ class StudyProgress(Reply):
 
 
 class RankedTask(Reply):
+    """One task's Bradley-Terry score, 95% interval, rank and judgments."""
+
     task: str = None
     score: float = None
     ci_low: Optional[float] = None
@@ -404,6 +437,8 @@ class RankedTask(Reply):
 
 
 class Ranking(Reply):
+    """The objectivity ranking of a pairwise study, most objective first."""
+
     study: str
     n_judgments: int
     connected: Optional[bool] = None
@@ -412,6 +447,8 @@ class Ranking(Reply):
 
 
 class Agreement(Reply):
+    """Per-item agreement, Fleiss' kappa and Krippendorff's alpha of a labeling study."""
+
     study: str
     n_items: int
     n_labels: int = None
@@ -423,6 +460,8 @@ class Agreement(Reply):
 
 
 class UnconfirmedSession(Reply):
+    """A session a crowd platform did not confirm, with the reason."""
+
     session: int
     worker_id: str
     entry: str
@@ -433,10 +472,14 @@ class UnconfirmedSession(Reply):
 
 
 class UnconfirmedSessions(Reply):
+    """The sessions a crowd platform did not confirm."""
+
     study: str
     unconfirmed: list[UnconfirmedSession]
 
 
 class Workers(Reply):
+    """Per-worker counts, gold accuracy and time per unit."""
+
     study: str
     workers: list[dict[str, Any]]

@@ -11,7 +11,6 @@ pages. A NUL character or a lone surrogate is refused anywhere in a JSON body (`
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -78,16 +77,29 @@ def identifier(value: Any, field: str, max_len: int = 128) -> str:
     return validate(m.identifier(max_len), value, field)
 
 
-@lru_cache(maxsize=None)
+_ADAPTERS: dict[int, tuple[Any, TypeAdapter]] = {}
+
+
 def _adapter(schema: Any) -> TypeAdapter:
-    return TypeAdapter(schema)
+    """The TypeAdapter of a type of `api_models`, made once. Keyed by identity: hashing an Annotated type
+    costs more than validating a short string (the types are module constants or cached by `m.identifier`)."""
+    found = _ADAPTERS.get(id(schema))
+    if found is None:
+        found = _ADAPTERS[id(schema)] = (schema, TypeAdapter(schema))  # holds `schema`, so its id stays its own
+    return found[1]
 
 
-@lru_cache(maxsize=None)
+_JSON_SCHEMAS: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+
 def _json_schema(schema: Any) -> dict[str, Any]:
-    if isinstance(schema, type) and issubclass(schema, BaseModel):
-        return schema.model_json_schema()
-    return _adapter(schema).json_schema()
+    """The JSON Schema of `schema`, made once (on the first error it explains)."""
+    found = _JSON_SCHEMAS.get(id(schema))
+    if found is None:
+        made = schema.model_json_schema() if isinstance(schema, type) and issubclass(schema, BaseModel) \
+            else _adapter(schema).json_schema()
+        found = _JSON_SCHEMAS[id(schema)] = (schema, made)
+    return found[1]
 
 
 # ------------------------------------------------------------------------- pydantic errors -> ApiError
