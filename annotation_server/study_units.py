@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from annotation_server import api_models as m
 from annotation_server import validation as v
 from annotation_server.clock import utcnow
 from annotation_server.errors import ApiError
@@ -188,34 +189,32 @@ def add_gold(db: Session, study: Study, entries: Sequence[Any], now: datetime | 
     """
     require_open(study)
     now = now or utcnow()
+    checks = [v.validate(m.GoldCheck, e, f"gold[{i}]") for i, e in enumerate(entries)]  # CLI rows, API models
     golds: list[GoldItem] = []
     if study.kind == LABELING:
         labels = study.task_spec["labels"]
-        for i, e in enumerate(entries):
+        for i, check in enumerate(checks):
             f = f"gold[{i}]"
-            e = v.obj(e, f)
-            v.no_unknown_keys(e, {"id", "text", "answer"}, f)
-            key = v.identifier(e.get("id"), f"{f}.id", max_len=200)
-            txt = v.text(e.get("text"), f"{f}.text")
-            answer = e.get("answer")
-            if not isinstance(answer, str) or answer not in labels:
+            if not isinstance(check, m.LabelCheck):
+                raise ApiError(400, f"{f}: the checks of a labeling study are {{\"id\", \"text\", \"answer\"}}", f)
+            if check.answer not in labels:
                 raise ApiError(422, f"{f}.answer must be one of the labels {labels}", f"{f}.answer")
-            golds.append(GoldItem(study_id=study.id, key=key, text=txt, answer=answer, created_at=now))
+            golds.append(GoldItem(study_id=study.id, key=check.id, text=check.text, answer=check.answer, created_at=now))
     else:
         tasks = {t.key: t for t in db.scalars(select(StudyTask).where(StudyTask.study_id == study.id))}
-        for i, e in enumerate(entries):
+        for i, check in enumerate(checks):
             f = f"gold[{i}]"
-            e = v.obj(e, f)
-            v.no_unknown_keys(e, {"id", "left", "right", "answer"}, f)
-            left, right, answer = e.get("left"), e.get("right"), e.get("answer")
+            if not isinstance(check, m.PairCheck):
+                raise ApiError(400, f"{f}: the checks of a pairwise study are {{\"left\", \"right\", \"answer\", \"id\"}}", f)
+            left, right, answer = check.left, check.right, check.answer
             for name, val in (("left", left), ("right", right)):
-                if not isinstance(val, str) or val not in tasks:
+                if val not in tasks:
                     raise ApiError(422, f"{f}.{name} must be a task of the study ({sorted(tasks)})", f"{f}.{name}")
             if left == right:
                 raise ApiError(422, f"{f}: left and right must differ", f"{f}.right")
             if answer not in (left, right):
                 raise ApiError(422, f"{f}.answer must be left or right ({left!r} or {right!r})", f"{f}.answer")
-            key = v.identifier(e.get("id", f"{left}-vs-{right}"), f"{f}.id", max_len=200)
+            key = check.id if check.id is not None else v.identifier(f"{left}-vs-{right}", f"{f}.id", max_len=200)
             golds.append(GoldItem(study_id=study.id, key=key, left_task_id=tasks[left].id,
                                   right_task_id=tasks[right].id, answer=answer, created_at=now))
     keys = [g.key for g in golds]
@@ -242,29 +241,14 @@ def add_units_from_json(db: Session, name: str, body: Any, data_dir: str | Path 
 def _add_units_from_json(db: Session, name: str, body: Any, data_dir: str | Path | None,
                          now: datetime | None) -> dict[str, Any]:
     study = get_study(db, name)
-    body = v.obj(body)
-    v.no_unknown_keys(body, {"tasks", "examples", "gold"})
-    if not any(k in body for k in ("tasks", "examples", "gold")):
-        raise ApiError(400, "give 'tasks' (pairwise), 'examples' (labeling) and/or 'gold'", "body")
+    items = v.validate(m.ItemsAdd, body)
     added: dict[str, int] = {}
-    if "tasks" in body:
-        specs = [resolve_task(t, f"tasks[{i}]") for i, t in enumerate(v.array(body["tasks"], "tasks", max_len=200))]
+    if items.tasks is not None:
+        specs = [resolve_task(t, f"tasks[{i}]") for i, t in enumerate(items.tasks)]
         added["tasks"] = add_tasks(db, study, specs, data_dir=data_dir, now=now)
-    if "examples" in body:
-        examples = [example_from_json(e, f"examples[{i}]") for i, e in enumerate(v.array(body["examples"], "examples", max_len=50_000))]
+    if items.examples is not None:
+        examples = [Example(id=e.id, text=e.text, label=e.label, extra=dict(e.model_extra or {})) for e in items.examples]
         added["examples"] = add_examples(db, study, examples, now=now)
-    if "gold" in body:
-        added["gold"] = add_gold(db, study, v.array(body["gold"], "gold", max_len=10_000), now=now)
+    if items.gold is not None:
+        added["gold"] = add_gold(db, study, items.gold, now=now)
     return {"study": study.name, "added": added, "units": count_units(db, study)}
-
-
-def example_from_json(value: Any, field: str) -> Example:
-    """Return an Example from `{"id", "text", ...extra}` (extra fields kept), validated."""
-    value = v.obj(value, field)
-    ex_id = v.identifier(value.get("id"), f"{field}.id", max_len=200)
-    txt = v.text(value.get("text"), f"{field}.text")
-    label = value.get("label")
-    if label is not None and not isinstance(label, str):
-        raise ApiError(400, f"{field}.label must be a string", f"{field}.label")
-    extra = {k: val for k, val in value.items() if k not in ("id", "text", "label")}
-    return Example(id=ex_id, text=txt, label=label, extra=extra)
