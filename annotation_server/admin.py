@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 from annotation_server import progress, quality_view, reports, security, studies
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 
 bp = Blueprint("admin", __name__, template_folder="templates")
@@ -178,7 +178,7 @@ def study(name: str):
         prog = progress.study_progress(db, name, _now())
         workers = reports.workers(db, name)["workers"]
         ranking = reports.ranking(db, name) if info["kind"] == "pairwise" else None
-        agreement = reports.agreement(db, name) if info["kind"] == "labeling" else None
+        agreement = _agreement(db, name) if info["kind"] == "labeling" else None
         overview = quality_view.exclusion_overview(db, name, worker_rows=workers)
         unconfirmed = reports.unconfirmed_sessions(db, name)["unconfirmed"]
         if want_models:
@@ -243,8 +243,13 @@ def agreement_png(name: str):
     if (resp := _require_admin()) is not None:
         return resp
     with session_scope() as db:
-        agreement = reports.agreement(db, name)
+        agreement = _agreement(db, name)
     return _png(plot_agreement(agreement["histogram"], f"{name}: annotation agreement"))
+
+
+def _agreement(db, name: str) -> dict[str, Any]:
+    """The study's agreement summary (no item list: the page shows the distribution), from the app's folds."""
+    return reports.agreement(db, name, now=_now(), limit=0, folds=get_state().folds)
 
 
 # --- numbers for the templates -------------------------------------------------------------------

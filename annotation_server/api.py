@@ -7,9 +7,9 @@ Admin routes need the admin token (`security.require_admin`); worker routes need
 The worker hot path (`next`, answers) uses one pooled connection per request in autocommit mode (each
 statement its own transaction, see `db.autocommit`) and the app's cache of immutable study metadata.
 On PostgreSQL `next` is usually one statement (the worker's state and the claim of a slot,
-`scheduling.serve_statement`) and so is an answer. An answer may ask for the next assignment in the same
+`next_statement.serve_statement`) and so is an answer. An answer may ask for the next assignment in the same
 reply (`POST /assignments/{id}?next=1`): one HTTP round trip per unit instead of two, and on PostgreSQL
-one statement (`one_trip`); SQLite runs the same steps as separate statements.
+one statement (`answer_and_next`); SQLite runs the same steps as separate statements.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from annotation_server import answers, export, one_trip, progress, reports, scheduling, sessions, studies, views
+from annotation_server import (answer_and_next, answers, assignment_json, export, progress, reports, scheduling,
+                               sessions, studies, study_units)
 from annotation_server import validation as v
 from annotation_server.api_models import SessionCreate
 from annotation_server.cache import SessionRef, StudyMeta
@@ -36,7 +37,7 @@ _WORKER_ENDPOINTS = {"api.start_session", "api.next_assignment", "api.answer", "
 
 
 def _state():
-    from annotation_server.app import get_state
+    from annotation_server.state import get_state
 
     return get_state()
 
@@ -120,7 +121,7 @@ def add_items(name: str):
     body = json_body()
     state = _state()
     with session_scope(write=True) as db:
-        return _created(studies.add_units_from_json(db, name, body, data_dir=current_app.config.get("DATA_DIR"), now=state.clock()))
+        return _created(study_units.add_units_from_json(db, name, body, data_dir=current_app.config.get("DATA_DIR"), now=state.clock()))
 
 
 @bp.post("/studies/<name>/close")
@@ -178,13 +179,13 @@ def _serve_next(conn, meta: StudyMeta, token_hash: str) -> dict[str, Any] | None
 
 
 def _next_json(conn, meta: StudyMeta, token_hash: str, result: scheduling.NextResult) -> dict[str, Any] | None:
-    """The Assignment JSON of what `serve_next` (or `one_trip`) leased, None if nothing; remembers the session."""
+    """The Assignment JSON of what `serve_next` (or `answer_and_next`) leased, None if nothing; remembers the session."""
     state = _state()
     st = result.state
     state.cache.remember_session(token_hash, SessionRef(st.session_id, st.worker_pk, st.worker_id, st.study_id))
     if result.claimed is None:
         return None
-    return views.assignment_json(conn, state.cache, meta, result.claimed,
+    return assignment_json.assignment_json(conn, state.cache, meta, result.claimed,
                                  progress.progress_after(st, meta, result.claimed))
 
 
@@ -234,8 +235,8 @@ def answer(handle: str):
         assignment_id = meta.handles.decode(handle) if meta is not None else None
         choice = answers.fast_choice(conn, state.cache, meta, parsed) if meta is not None else False
         now = state.clock()
-        if assignment_id is not None and choice is not False and with_next and one_trip.applies(conn, meta):
-            reply, leased = one_trip.answer_and_next(conn, meta, ref, token_hash, assignment_id, parsed, choice, now,
+        if assignment_id is not None and choice is not False and with_next and answer_and_next.applies(conn, meta):
+            reply, leased = answer_and_next.answer_and_next(conn, meta, ref, token_hash, assignment_id, parsed, choice, now,
                                                      state.settings.lease_seconds)
             if reply is not None:
                 reply["assignment"] = handle
@@ -285,18 +286,39 @@ def ranking(name: str) -> Response:
         return jsonify(reports.ranking(db, name))
 
 
+#: Rows per page of the agreement items and the worker table, by default and at most (`?offset=&limit=`).
+PAGE_SIZE, MAX_PAGE_SIZE = 1000, 10_000
+
+
+def _page() -> tuple[int, int]:
+    """(offset, limit) from the query string; ApiError 400 naming the parameter when one is not a fitting integer."""
+    out = []
+    for name, default, low, high in (("offset", 0, 0, 10**9), ("limit", PAGE_SIZE, 0, MAX_PAGE_SIZE)):
+        raw = request.args.get(name)
+        if raw is None:
+            out.append(default)
+            continue
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+            raise ApiError(400, f"{name} must be a whole number from {low} to {high}", name)
+        out.append(int(raw))
+    return out[0], out[1]
+
+
 @bp.get("/studies/<name>/agreement")
 def agreement(name: str) -> Response:
     require_admin()
+    offset, limit = _page()
+    state = _state()
     with session_scope() as db:
-        return jsonify(reports.agreement(db, name))
+        return jsonify(reports.agreement(db, name, now=state.clock(), offset=offset, limit=limit, folds=state.folds))
 
 
 @bp.get("/studies/<name>/workers")
 def worker_table(name: str) -> Response:
     require_admin()
+    offset, limit = _page()
     with session_scope() as db:
-        return jsonify(reports.workers(db, name))
+        return jsonify(reports.workers(db, name, offset=offset, limit=limit))
 
 
 @bp.get("/studies/<name>/sessions")

@@ -458,7 +458,8 @@ class Agreement(Reply):
     fleiss_kappa: Optional[float] = None
     krippendorff_alpha: Optional[float] = None
     histogram: list[Any] = None
-    items: list[Any]
+    items: list[Any] = Field(description="the labeled items from ?offset, at most ?limit of them, in the order "
+                                         "they were first labeled; n_items counts them all")
 
 
 class UnconfirmedSession(Reply):
@@ -484,4 +485,5 @@ class Workers(Reply):
     """Per-worker counts, gold accuracy and time per unit."""
 
     study: str
-    workers: list[dict[str, Any]]
+    total: int = Field(description="workers who answered anything")
+    workers: list[dict[str, Any]] = Field(description="from ?offset, at most ?limit, most answers first")

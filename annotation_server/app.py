@@ -1,8 +1,9 @@
 """The Flask app factory: configuration from the environment (or a dict), engine, blueprints, hooks.
 
 `create_app(config)` builds a self-contained app: its engine and settings live in
-`app.extensions["subjlab"]`, nothing module-level, so tests (and gunicorn workers) may build as many
-apps as they like. Config keys and their environment variables are listed in CONTRACT.md and
+`app.extensions["subjlab"]` (`state.ServerState`, read by the blueprints through `state.get_state`),
+nothing module-level, so tests (and gunicorn workers) may build as many apps as they like. The factory
+imports its blueprints; nothing imports the factory (the Flask tutorial's layout). Config keys and their environment variables are listed in CONTRACT.md and
 `docs/server.md`. The schema must already be at the newest migration (`subjlab db upgrade`), unless
 `AUTO_MIGRATE=True` asks the factory to run the migrations itself (tests, demos).
 
@@ -21,22 +22,21 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
-from sqlalchemy.engine import Engine
 
-from annotation_server.cache import MetadataCache
 from annotation_server.clock import utcnow
 from annotation_server.db import DEFAULT_URL, make_engine, normalize_url
+from annotation_server.api import bp as api_bp
 from annotation_server.errors import register_error_handlers
 from annotation_server.schema import check_at_head, upgrade
 from annotation_server.security import DEFAULT_FRAME_ANCESTORS, init_security
+from annotation_server.state import EXTENSION_KEY, ServerState, Settings, get_state
 
-EXTENSION_KEY = "subjlab"
+__all__ = ["create_app", "get_state", "load_config", "instance_secret_key"]
+
 DEFAULT_LEASE_SECONDS = 600
 DEFAULT_MAX_CONTENT_LENGTH = 4 * 1024 * 1024
 DEFAULT_MAX_WORKER_BODY = 64 * 1024
@@ -63,33 +63,6 @@ SECRET_KEY_FILE = "secret_key"
 #: Optional blueprints (module, url_prefix), registered when their module exists.
 OPTIONAL_BLUEPRINTS = (("annotation_server.worker", None), ("annotation_server.admin", "/admin"),
                        ("annotation_server.mturk.entry", "/mturk"), ("annotation_server.mturk.prolific", "/prolific"))
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Validated server settings."""
-
-    database_url: str
-    lease_seconds: float
-    max_worker_body: int
-
-
-@dataclass
-class ServerState:
-    """Per-app state: the engines, the settings, the clock (`clock()` -> aware UTC datetime) and the cache of
-    immutable study metadata (`annotation_server.cache.MetadataCache`)."""
-
-    engine: Engine
-    settings: Settings
-    hot_engine: Engine  # the worker hot path's pool (`db.autocommit`): the same database, autocommit connections
-    clock: Callable[[], datetime]
-    cache: MetadataCache = field(default_factory=MetadataCache)
-
-    def dispose(self) -> None:
-        """Close every pooled database connection (both engines)."""
-        self.engine.dispose()
-        if self.hot_engine is not self.engine:
-            self.hot_engine.dispose()
 
 
 class CookieFirstSessionInterface(SecureCookieSessionInterface):
@@ -220,8 +193,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     register_error_handlers(app)
     init_security(app)
-    from annotation_server.api import bp as api_bp
-
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     for module_name, prefix in OPTIONAL_BLUEPRINTS:
         if _module_exists(module_name):
@@ -235,9 +206,3 @@ def _module_exists(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except ModuleNotFoundError:
         return False
-
-
-def get_state(app: Flask | None = None) -> ServerState:
-    """Return the ServerState of `app` (default: the current app)."""
-    app = app or current_app
-    return app.extensions[EXTENSION_KEY]

@@ -147,7 +147,7 @@ def session_scope(engine: Engine | None = None, write: bool = False) -> Iterator
     BEGIN IMMEDIATE (use it for transactions that read, then write).
     """
     if engine is None:
-        from annotation_server.app import get_state
+        from annotation_server.state import get_state
 
         engine = get_state().engine
     bind = engine.execution_options(sqlite_begin="IMMEDIATE") if write else engine

@@ -1,8 +1,8 @@
 """Leases on slots: what "free" means, ending a lease with an answer, and returning expired leases.
 
 Every state change is ONE conditional UPDATE whose WHERE clause states what must still be true, and the
-caller checks the row count (taking a slot: `scheduling.claim`; renewing one's own lease:
-`scheduling.held_lease`). Two workers racing for the same slot: the database serialises the two
+caller checks the row count (taking a slot: `claims.claim`; renewing one's own lease:
+`held_leases.held_lease`). Two workers racing for the same slot: the database serialises the two
 UPDATEs (SQLite: one writer at a time; PostgreSQL: the row lock, and READ COMMITTED re-evaluates the
 WHERE clause on the winner's new row), so exactly one sees rowcount 1. A worker racing itself for two
 slots of one unit is stopped by UNIQUE(study_id, unit_key, worker_id).
@@ -21,12 +21,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from annotation_server.models import SLOT_ANSWERED, SLOT_LEASED, SLOT_OPEN, Assignment
 
-A = Assignment.__table__.c
+SLOTS = Assignment.__table__.c
 
 
 def free_clause(now: datetime):
     """SQL condition: the slot can be handed out now (open, or its lease expired)."""
-    return or_(A.status == SLOT_OPEN, and_(A.status == SLOT_LEASED, A.lease_expires < now))
+    return or_(SLOTS.status == SLOT_OPEN, and_(SLOTS.status == SLOT_LEASED, SLOTS.lease_expires < now))
 
 
 def write_engine(engine: Engine) -> Engine:
@@ -39,7 +39,7 @@ def mark_answered(conn: Connection, slot_id: int, session_id: int, now: datetime
     lease is gone (expired, or the slot belongs to another session, or it is already answered)."""
     result = conn.execute(
         update(Assignment.__table__)
-        .where(A.id == slot_id, A.session_id == session_id, A.status == SLOT_LEASED, A.lease_expires >= now)
+        .where(SLOTS.id == slot_id, SLOTS.session_id == session_id, SLOTS.status == SLOT_LEASED, SLOTS.lease_expires >= now)
         .values(status=SLOT_ANSWERED, answered_at=now)
     )
     return result.rowcount == 1
@@ -50,9 +50,9 @@ def reclaim_expired(engine: Engine, now: datetime, study_id: int | None = None) 
 
     Gold (attention-check) slots belong to one worker; an expired one is left for that worker to renew.
     """
-    cond = and_(A.status == SLOT_LEASED, A.lease_expires < now, A.gold_id.is_(None))
+    cond = and_(SLOTS.status == SLOT_LEASED, SLOTS.lease_expires < now, SLOTS.gold_id.is_(None))
     if study_id is not None:
-        cond = and_(cond, A.study_id == study_id)
+        cond = and_(cond, SLOTS.study_id == study_id)
     with write_engine(engine).begin() as conn:
         return conn.execute(
             update(Assignment.__table__).where(cond).values(status=SLOT_OPEN, worker_id=None, session_id=None, leased_at=None,

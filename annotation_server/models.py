@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Boolean, Column, Index, MetaData, UniqueConstraint, false
+from sqlalchemy import JSON, Boolean, Column, Index, Integer, MetaData, UniqueConstraint, false, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -74,6 +74,9 @@ class Study(Base, table=True):
     signing_secret: Optional[str] = Field(default=None, max_length=64)
     created_at: datetime
     closed_at: Optional[datetime] = None
+    #: Units (items or task pairs) and their regular slots, counted when they are added (migration 0005).
+    n_units: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default=text("0")))
+    n_slots: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default=text("0")))
 
 
 class StudyTask(Base, table=True):
@@ -165,7 +168,10 @@ class WorkerSession(Base, table=True):
     analyses by default), with `check_reason` and `checked_at`."""
 
     __tablename__ = "worker_session"
-    __table_args__ = (UniqueConstraint("token_hash"),)
+    # (study_id, check_status): the agreement view takes out the answers of a study's unconfirmed sessions
+    # from there, instead of walking every slot of the study (migration 0005)
+    __table_args__ = (UniqueConstraint("token_hash"),
+                      Index("ix_worker_session_study_id_check_status", "study_id", "check_status"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     study_id: int = Field(foreign_key="study.id")
@@ -213,6 +219,11 @@ class Assignment(Base, table=True):
         Index("ix_assignment_item_id", "item_id"),
         Index("ix_assignment_pair_id", "pair_id"),
         Index("ix_assignment_gold_id_worker_id", "gold_id", "worker_id"),
+        # The regular slots on lease (migration 0005): the admin's lease counts read this small index
+        # instead of every slot of the study.
+        Index("ix_assignment_leased", "study_id", "lease_expires",
+              sqlite_where=text("status = 'leased' AND gold_id IS NULL"),
+              postgresql_where=text("status = 'leased' AND gold_id IS NULL")),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -295,9 +306,40 @@ class GoldAnswer(Base, table=True):
     created_at: datetime
 
 
+class WorkerStats(Base, table=True):
+    """One worker's answers in one study, kept by the database itself (triggers of migration 0005 on the
+    answer tables): regular answers, attention checks answered and right, pairwise answers won by the task
+    shown on the left, time of the first and last regular answer. The admin views read these instead of
+    every answer; `tallies.recount` rebuilds them from the rows."""
+
+    __tablename__ = "worker_stats"
+
+    study_id: int = Field(foreign_key="study.id", primary_key=True)
+    worker_id: int = Field(foreign_key="worker.id", primary_key=True)
+    answered: int = 0
+    gold_answered: int = 0
+    gold_correct: int = 0
+    left_wins: int = 0
+    first_at: Optional[datetime] = None
+    last_at: Optional[datetime] = None
+
+
+class StudyTally(Base, table=True):
+    """Units of a study that reached their quota, in `tallies.SHARDS` rows per study (shard = unit id modulo
+    that), kept by the database itself (a trigger on the units' answer counters, migration 0005). Split in
+    shards so that two answers completing different units rarely wait for the same row; the hot path
+    reads the sum of a study's few rows."""
+
+    __tablename__ = "study_tally"
+
+    study_id: int = Field(foreign_key="study.id", primary_key=True)
+    shard: int = Field(primary_key=True)
+    full_units: int = 0
+
+
 #: The core's tables, for row-count checks.
 TABLES = [Study, StudyTask, TaskPair, Item, GoldItem, Worker, WorkerSession, Assignment, Judgment, LabelRecord, GoldAnswer,
-          AdminSession]
+          AdminSession, WorkerStats, StudyTally]
 metadata = Base.metadata
 
 #: Modules of other parts of the server that add tables to `Base.metadata` (imported when present).

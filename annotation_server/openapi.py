@@ -46,6 +46,9 @@ _HANDLE = _param("handle", "path", str, "The opaque handle `next` gave (one the 
 _NEXT = _param("next", "query", m.Flag, "1 (or true): also lease the worker's next assignment and return it as `next` "
                                         "(null when nothing is left); 0 (or false, the default): do not")
 _WHAT = _param("what", "query", m.ExportWhat, required=True)
+#: ?offset=&limit= of the paged admin lists (`api.PAGE_SIZE`, `api.MAX_PAGE_SIZE`)
+_OFFSET = _param("offset", "query", m.count(1_000_000_000, minimum=0), "rows to skip (default 0)")
+_LIMIT = _param("limit", "query", m.count(10_000, minimum=0), "rows at most (default 1000)")
 _UNCONFIRMED = _param("include_unconfirmed", "query", m.Flag,
                       "1: also the answers of sessions a crowd platform did not confirm")
 
@@ -100,9 +103,9 @@ ROUTES = (
     Route("get", "/studies/{name}/ranking", "studyRanking", "Bradley-Terry objectivity ranking", ADMIN, 200, m.Ranking,
           "Ranking", (400, 401, 403, 404), params=(_NAME,)),
     Route("get", "/studies/{name}/agreement", "studyAgreement", "Per-item agreement, Fleiss' kappa, Krippendorff's alpha",
-          ADMIN, 200, m.Agreement, "Agreement", (400, 401, 403, 404), params=(_NAME,)),
+          ADMIN, 200, m.Agreement, "Agreement", (400, 401, 403, 404), params=(_NAME, _OFFSET, _LIMIT)),
     Route("get", "/studies/{name}/workers", "studyWorkers", "Per-worker counts, gold accuracy, time per unit", ADMIN, 200,
-          m.Workers, "Workers", (401, 403, 404), params=(_NAME,)),
+          m.Workers, "Workers", (400, 401, 403, 404), params=(_NAME, _OFFSET, _LIMIT)),
     Route("get", "/studies/{name}/export", "exportAnswers", "Export judgments or labels as JSON Lines", ADMIN, 200,
           None, "One record a line (subjlab.records shapes)", (400, 401, 403, 404), params=(_NAME, _WHAT, _UNCONFIRMED)),
 )

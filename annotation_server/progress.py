@@ -6,40 +6,22 @@ the admin dashboard and `GET /studies/{name}/progress` show.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
+from annotation_server import tallies
 from annotation_server.cache import StudyMeta
 from annotation_server.clock import utcnow
 from annotation_server.errors import ApiError
-from annotation_server.models import (
-    LABELING,
-    OPEN,
-    PAIRWISE,
-    SLOT_ANSWERED,
-    SLOT_LEASED,
-    Assignment,
-    GoldAnswer,
-    GoldItem,
-    Judgment,
-    LabelRecord,
-    Study,
-)
-from annotation_server.scheduling import (
-    Claimed,
-    WorkerCounts,
-    WorkerState,
-    has_free_unit,
-    open_units_estimate,
-    worker_counts,
-)
+from annotation_server.models import LABELING, OPEN, PAIRWISE, GoldItem, Study
+from annotation_server.claims import Claimed, has_free_unit
+from annotation_server.worker_state import WorkerCounts, WorkerState, open_units_estimate, worker_counts
 from annotation_server.sessions import completion_code, resolve_token
-from annotation_server.studies import count_units, get_study
+from annotation_server.studies import get_study
 
 
 @dataclass(frozen=True)
@@ -57,14 +39,16 @@ class Progress:
 
 
 def compute_progress(counts: WorkerCounts, below: int, mine_below: int, n_gold: int, max_per_worker: int | None,
-                     gold_every: int | None, is_open: bool, nothing_left: bool | None = None) -> Progress:
+                     gold_every: int | None, is_open: bool, nothing_left: bool | None = None,
+                     reserved_below: int = 0) -> Progress:
     """The progress arithmetic (attention checks count as units), from the worker's slot counts and the
     answer counters: `below` = units of the study below quota, `mine_below` = how many of them the worker
-    has. The target is an estimate (leases in flight are not subtracted). `nothing_left` (if given)
-    overrides the estimate of whether a free unit remains for the worker.
+    has, `reserved_below` = how many are pairs kept back for the worker's attention checks (counted as
+    checks, `pair_checks`). The target is an estimate (leases in flight are not subtracted). `nothing_left` (if
+    given) overrides the estimate of whether a free unit remains for the worker.
     """
     taken = counts.regular_answered + counts.regular_leased
-    available = below - mine_below
+    available = below - mine_below - reserved_below
     capped = max_per_worker is not None and taken >= max_per_worker
     regular = taken + (0 if capped else available)
     if max_per_worker is not None:
@@ -72,7 +56,7 @@ def compute_progress(counts: WorkerCounts, below: int, mine_below: int, n_gold: 
     if capped or not is_open:
         nothing_left = True
     elif nothing_left is None:
-        nothing_left = available <= 0
+        nothing_left = below - mine_below <= 0
     gold = counts.gold_answered + counts.gold_leased
     if gold_every and not nothing_left:
         gold = max(gold, min(n_gold, regular // (gold_every - 1)))
@@ -87,7 +71,8 @@ def progress_after(state: WorkerState, meta: StudyMeta, claimed: Claimed) -> Pro
     counts = WorkerCounts(c.regular_answered, c.regular_leased + int(claimed.new_regular), c.gold_answered,
                           c.gold_leased + int(claimed.new_gold))
     return compute_progress(counts, state.below, state.mine_below + int(claimed.new_regular), state.n_gold,
-                            meta.max_per_worker, meta.gold_every, state.study_status == OPEN)
+                            meta.max_per_worker, meta.gold_every, state.study_status == OPEN,
+                            reserved_below=state.reserved_below)
 
 
 def progress(db: Session, study: Study, worker_pk: int, now: datetime, exact: bool = False) -> Progress:
@@ -99,7 +84,7 @@ def progress(db: Session, study: Study, worker_pk: int, now: datetime, exact: bo
     conn = db.connection()
     counts = worker_counts(conn, study.id, worker_pk)
     quota = (study.labels_per_item if study.kind == LABELING else study.judgments_per_pair) or 1
-    available = open_units_estimate(conn, study.id, study.kind, quota, worker_pk)
+    available = open_units_estimate(conn, study, quota, worker_pk)
     nothing_left = None
     taken = counts.regular_answered + counts.regular_leased
     capped = study.max_per_worker is not None and taken >= study.max_per_worker
@@ -134,63 +119,23 @@ def worker_status(db: Session, study_id: int, worker_pk: int, worker_external_id
 
 
 def study_progress(db: Session, study_name: str, now: datetime) -> dict[str, Any]:
-    """Return the Progress JSON: slots by state, complete units, workers, answers per worker, position bias."""
+    """Return the Progress JSON: slots by state, complete units, workers, answers per worker, position bias.
+
+    From the study's kept counters (`tallies.counted`: a few rows, the leases, one row per worker), never
+    from every slot or answer."""
     study = get_study(db, study_name)
-    A = Assignment
-    regular = (A.study_id == study.id) & A.gold_id.is_(None)
-    by_state = dict(db.execute(
-        select(
-            case(
-                (A.status == SLOT_ANSWERED, "answered"),
-                ((A.status == SLOT_LEASED) & (A.lease_expires >= now), "active"),
-                (A.status == SLOT_LEASED, "expired"),
-                else_="open",
-            ).label("state"),
-            func.count(),
-        ).where(regular).group_by("state")
-    ).all())
-    unit_col = A.item_id if study.kind == LABELING else A.pair_id
-    per_unit = select(unit_col, func.count().label("n")).where(regular, A.status == SLOT_ANSWERED).group_by(unit_col).subquery()
-    quota = study.labels_per_item if study.kind == LABELING else study.judgments_per_pair
-    complete = db.scalar(select(func.count()).select_from(per_unit).where(per_unit.c.n >= quota)) or 0
-    answer_table = LabelRecord if study.kind == LABELING else Judgment
-    per_worker = [n for (n,) in db.execute(
-        select(func.count()).where(answer_table.study_id == study.id).group_by(answer_table.worker_id)).all()]
-    out: dict[str, Any] = {
-        "study": study.name,
-        "kind": study.kind,
-        "status": study.status,
-        "units": count_units(db, study),
-        "slots": sum(by_state.values()),
-        "answered": by_state.get("answered", 0),
-        "active_leases": by_state.get("active", 0),
-        "expired_leases": by_state.get("expired", 0),
-        "open_slots": by_state.get("open", 0),
-        "complete_units": int(complete),
-        "workers": len(per_worker),
-        "answers_per_worker": {
-            "min": min(per_worker) if per_worker else 0,
-            "median": statistics.median(per_worker) if per_worker else 0,
-            "max": max(per_worker) if per_worker else 0,
-        },
-        "position": None,
-        "gold": _gold_totals(db, study.id),
-    }
+    t = tallies.counted(db.connection(), study.id, now)
+    out: dict[str, Any] = {"study": study.name, "kind": study.kind, "status": study.status, **t.to_json(),
+                           "position": None, "gold": gold_totals(t.gold_answered, t.gold_correct)}
     if study.kind == PAIRWISE:
-        left, total = db.execute(
-            select(func.sum(case((Judgment.winner_task_id == Judgment.left_task_id, 1), else_=0)), func.count())
-            .where(Judgment.study_id == study.id)
-        ).one()
-        left, total = int(left or 0), int(total or 0)
-        out["position"] = {"left_wins": left, "right_wins": total - left, "left_rate": (left / total) if total else None}
+        total = t.answered
+        out["position"] = {"left_wins": t.left_wins, "right_wins": total - t.left_wins,
+                           "left_rate": (t.left_wins / total) if total else None}
     return out
 
 
-def _gold_totals(db: Session, study_id: int) -> dict[str, Any]:
-    answered, correct = db.execute(
-        select(func.count(), func.sum(case((GoldAnswer.correct, 1), else_=0))).where(GoldAnswer.study_id == study_id)
-    ).one()
-    answered, correct = int(answered or 0), int(correct or 0)
+def gold_totals(answered: int, correct: int) -> dict[str, Any]:
+    """The Progress JSON's `gold`: attention checks answered, answered right, and the share right."""
     return {"answered": answered, "correct": correct, "accuracy": (correct / answered) if answered else None}
 
 
@@ -212,7 +157,7 @@ def _app_now() -> datetime:
     from flask import has_app_context
 
     if has_app_context():
-        from annotation_server.app import get_state
+        from annotation_server.state import get_state
 
         return get_state().clock()
     return utcnow()

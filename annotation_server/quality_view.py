@@ -7,7 +7,7 @@
   aggregation and how well each does on the study's gold items.
 
 Labeling studies: majority vote (all workers; the reference), majority vote without the flagged workers,
-Dawid-Skene and MACE (crowd-kit, via `quality.compare_label_models`). The workers' answers to gold items
+Dawid-Skene and MACE (crowd-kit, via `crowd_models.compare_label_models`). The workers' answers to gold items
 are aggregated together with the data (as item "#gold <key>", never a valid data item id), so every
 method gives each answered gold item a label: accuracy on gold = share of answered gold items whose
 aggregated label is the known answer. Agreement with majority vote = share of data items (gold left
@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from annotation_server import quality
+from annotation_server import crowd_models, quality
 from annotation_server.export import export_records
 from annotation_server.models import LABELING, GoldAnswer, GoldItem, StudyTask, Worker
 from annotation_server.studies import get_study
@@ -240,7 +240,7 @@ def compare_label_methods(study: str, labels: Sequence[Label], gold_labels: Sequ
     from crowdkit.aggregation import MajorityVote
 
     everything = list(labels) + list(gold_labels)
-    agg = quality.compare_label_models(everything, truth or None, mace_restarts=mace_restarts,
+    agg = crowd_models.compare_label_models(everything, truth or None, mace_restarts=mace_restarts,
                                        mace_iterations=mace_iterations)
     results = dict(agg.labels)
     kept = [r for r in everything if r.worker not in flagged]
@@ -281,7 +281,7 @@ def compare_pair_methods(study: str, judgments: Sequence[Judgment], gold: Sequen
 
     reference = _choix_scores(judgments)
     kept = [j for j in judgments if j.worker not in flagged]
-    agg = quality.compare_pair_models(judgments)
+    agg = crowd_models.compare_pair_models(judgments)
     scores = {"bradley_terry_choix": reference, "bradley_terry_choix_kept": _choix_scores(kept),
               "win_rate": agg.scores["win_rate"], "bradley_terry": agg.scores["bradley_terry"],
               "noisy_bradley_terry": agg.scores["noisy_bradley_terry"]}

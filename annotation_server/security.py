@@ -83,7 +83,7 @@ def require_admin() -> None:
 
 
 def _state():
-    from annotation_server.app import get_state
+    from annotation_server.state import get_state
 
     return get_state()
 

@@ -87,7 +87,7 @@ def start_session(db: Session, study_name: str, worker_id: str, now: datetime | 
     nothing is written then). Two statements: the worker's INSERT ... ON CONFLICT DO NOTHING, and the
     session's INSERT ... SELECT from the study row, which inserts nothing when the study is closed (or unknown).
     """
-    from annotation_server.entry import signature_ok
+    from annotation_server.signed_links import signature_ok
 
     worker_id = v.identifier(worker_id, "worker_id", max_len=128)
     if not isinstance(study_name, str) or not v.is_study_name(study_name):
@@ -145,7 +145,10 @@ def start_session_fast(conn: Connection, study_name: str, worker_id: str, now: d
 
     Returns the new token, or None when the common case does not apply (another database, an unknown or
     closed study, two first sessions of one new worker racing): nothing was written, call
-    `start_session`, which tells the errors apart. ApiError 400/404 for a bad worker id or study name."""
+    `start_session`, which tells the errors apart. ApiError 400/404 for a bad worker id or study name.
+
+    Hand-written (one INSERT ... SELECT with the worker's INSERT as a CTE) for speed: a session per 25
+    answers costs one round trip instead of the ORM's lookup, two inserts and a commit."""
     worker_id = v.identifier(worker_id, "worker_id", max_len=128)
     if not isinstance(study_name, str) or not v.is_study_name(study_name):
         raise ApiError(404, f"unknown study {str(study_name)[:80]!r}", "study")

@@ -3,7 +3,7 @@
 The blueprint `bp` (no URL prefix) serves, for a study NAME:
 
 - `GET  /study/NAME`        instructions, the objectivity definition (pairwise), consent + worker-id form;
-  `?worker=ID&sig=SIG` (a signed entry link, `annotation_server.entry`) fixes the worker id and carries
+  `?worker=ID&sig=SIG` (a signed entry link, `annotation_server.signed_links`) fixes the worker id and carries
   the signature into the session start (required by studies with `require_signed_entry`);
 - `POST /study/NAME/start`  checks the CSRF token and the consent box, starts a worker session through
   `sessions.start_session` and keeps the worker token in the Flask session cookie
@@ -23,7 +23,7 @@ from typing import Any
 from flask import Blueprint, Response, make_response, redirect, render_template, request, session, url_for
 
 from annotation_server import progress, security, sessions, studies
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from annotation_server.errors import ApiError
 from annotation_server.models import ENTRY_WEB

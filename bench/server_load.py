@@ -21,6 +21,10 @@ re-issued), and no lease left active.
 
     python bench/server_load.py [--db sqlite|postgres|both] [--workers 1,8,32,64] [--seconds 10]
                                 [--loop strict|one-trip|both] [--server-workers 2] [--threads 8]
+    python bench/server_load.py --scale [--db ...] [--sizes 10000,100000,1000000] [--cycles 300]
+
+`--scale` measures instead how the cost per answer and the admin views grow with the study
+(bench/server_scale.py).
 
 Each load level also prints the CPU time per accepted answer of the server (gunicorn), PostgreSQL and
 the load generator, which disturbance from other work on a shared machine changes far less than rates
@@ -60,7 +64,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from annotation_server.testing import free_port, start_postgres  # noqa: E402
+from tests.support.postgres import free_port, start_postgres  # noqa: E402
 ADMIN_TOKEN = "bench-admin-token"
 TASK = "financial_phrasebank"  # bundled with the package: the bench needs nothing beside the checkout
 STARTUP_TIMEOUT_S = 60.0
@@ -521,7 +525,8 @@ def profile_in_process(db: str, db_url: str, cycles: int = 200) -> None:
     asks for the next assignment, `?next=1`); print statements and CPU ms per cycle of each."""
     from sqlalchemy import event
 
-    from annotation_server.app import create_app, get_state
+    from annotation_server.app import create_app
+    from annotation_server.state import get_state
     from annotation_server.schema import upgrade
 
     upgrade(db_url)
@@ -537,38 +542,16 @@ def profile_in_process(db: str, db_url: str, cycles: int = 200) -> None:
     client.post("/api/v1/studies/inproc/items", headers=admin,
                 json={"examples": [{"id": e.id, "text": e.text} for e in examples]})
     meter = CpuMeter(-1, postmaster_pid(db_url))
+    sys.path.insert(0, str(REPO / "bench"))
+    from server_scale import run_cycles
+
     for one_trip in (False, True):
-        statements, k, token, done, pending = [], 0, None, 0, None
-        cpu0, pg0, t0 = time.process_time(), meter.snapshot()["postgres"], time.perf_counter()
-        while done < cycles:
-            if token is None:
-                k += 1
-                token = client.post("/api/v1/studies/inproc/sessions",
-                                    json={"worker_id": f"p{k}" + ("-1trip" if one_trip else "")}).get_json()["token"]
-            h = {"Authorization": f"Bearer {token}"}
-            del seen[:]  # count the statements of next + answer (sessions come once per 25 answers)
-            if pending is None:
-                r = client.get("/api/v1/studies/inproc/next", headers=h)
-                if r.status_code == 204:
-                    token = None
-                    continue
-                pending = r.get_json()
-            a, pending = pending, None
-            r = client.post(f"/api/v1/assignments/{a['assignment']}" + ("?next=1" if one_trip else ""), headers=h,
-                            json={"label": a["labels"][0]})
-            assert r.status_code == 201, r.get_data(as_text=True)
-            if one_trip:
-                pending = r.get_json()["next"]
-                token = token if pending is not None else None
-            statements.append(len(seen))
-            done += 1
-        cpu = 1000 * (time.process_time() - cpu0) / cycles
-        pg_cpu = 1000 * (meter.snapshot()["postgres"] - pg0) / cycles
-        wall = 1000 * (time.perf_counter() - t0) / cycles
+        c = run_cycles(client, admin, "inproc", cycles, one_trip, "p" + ("-1trip" if one_trip else ""),
+                       lambda: meter.snapshot()["postgres"], seen)
         what = "answer?next=1 (one-trip)" if one_trip else "next + answer (strict)"
-        print(f"{db:<9}in-process: {statistics.median(statements):.0f} SQL statements per {what} (max "
-              f"{max(statements)}); app CPU {cpu:.2f} ms, PostgreSQL CPU {pg_cpu:.2f} ms, wall {wall:.2f} ms per "
-              f"cycle (incl. a session every 25 answers)", flush=True)
+        print(f"{db:<9}in-process: {c.statements:.0f} SQL statements per {what} (max "
+              f"{max(c.statement_counts)}); app CPU {c.cpu_ms:.2f} ms, PostgreSQL CPU {c.db_cpu_ms:.2f} ms, wall "
+              f"{statistics.mean(c.wall_ms):.2f} ms per cycle (CPU incl. a session every 25 answers)", flush=True)
     get_state(app).dispose()
 
 
@@ -802,6 +785,35 @@ def crash_test(db: str, db_url: str, root: Path, server_workers: int, threads: i
     return ok
 
 
+def run_scale(args) -> int:
+    """`--scale`: bench/server_scale.py on each database in turn."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import server_scale
+
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    if not sizes or any(n < 5 * server_scale.PER_WORKER for n in sizes):
+        raise SystemExit(f"--sizes: give slot counts of at least {5 * server_scale.PER_WORKER}, e.g. 10000,100000")
+    if not 0 <= args.answered < 1:
+        raise SystemExit("--answered: a share from 0 up to (not including) 1")
+    print(f"scale: labeling studies of {', '.join(f'{n:,}' for n in sizes)} slots ({server_scale.LABELS_PER_ITEM} "
+          f"labels per item, {args.answered:.0%} answered), {args.cycles} cycles per loop, in process; "
+          f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} (machine may be shared)", flush=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="subjlab-scale-") as tmp:
+        root = Path(tmp)
+        if os.geteuid() == 0:
+            os.chmod(root, 0o755)
+        server_scale.print_header()
+        for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
+            with database(db, root) as db_url:
+                meter = CpuMeter(-1, postmaster_pid(db_url))
+                results += server_scale.run(db, db_url, sizes, args.cycles, args.view_repeats, args.answered,
+                                            lambda: meter.snapshot()["postgres"], ADMIN_TOKEN)
+    server_scale.print_ratios(results)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -837,7 +849,19 @@ def main(argv: list[str] | None = None) -> int:
                              "under the same gunicorn settings and load (server CPU per request)")
     parser.add_argument("--nice", type=int, default=10,
                         help="nice increment of the load-generator threads (the server runs at normal priority)")
+    scale = parser.add_argument_group("scale (--scale: per-answer cost and admin views as a study grows, "
+                                      "bench/server_scale.py; in this process, no gunicorn)")
+    scale.add_argument("--scale", action="store_true",
+                       help="instead of the load levels: fill studies of --sizes slots straight into the database "
+                            "and measure next + answer and answer?next=1 cycles and the admin views at each size")
+    scale.add_argument("--sizes", default="10000,100000,1000000", help="slots per study, comma-separated")
+    scale.add_argument("--cycles", type=int, default=300, help="answer cycles per loop and size")
+    scale.add_argument("--view-repeats", type=int, default=5, help="calls of each admin view (median) per size")
+    scale.add_argument("--answered", type=float, default=0.5,
+                       help="share of each study's slots already answered by earlier workers")
     args = parser.parse_args(argv)
+    if args.scale:
+        return run_scale(args)
     levels = [int(x) for x in args.workers.split(",") if x.strip()]
     if not levels or any(n < 1 or n > 256 for n in levels):
         parser.error("--workers: give counts between 1 and 256, e.g. 1,8,32,64")

@@ -36,7 +36,7 @@ from annotation_server.db import session_scope
 from annotation_server.errors import ApiError
 from annotation_server.security import no_store
 from annotation_server.models import ENTRY_MTURK, LABELING, Item, StudyTask, Worker
-from annotation_server.mturk import web
+from annotation_server.mturk import platform_pages as pages
 from annotation_server.mturk.models import MTurkAssignment
 
 bp = Blueprint("mturk", __name__, template_folder="templates", static_folder="static", static_url_path="/_static")
@@ -122,22 +122,22 @@ def entry(study: str):
         info = studies.public_info(db, study)
         row = _bind(db, info, assignment_id, hit_id, worker_id, origin)
         try:
-            token = web.worker_token(db, key, study, worker_id, ENTRY_MTURK, f"{hit_id}/{assignment_id}")
+            token = pages.worker_token(db, key, study, worker_id, ENTRY_MTURK, f"{hit_id}/{assignment_id}")
         except ApiError as exc:
             if exc.status != 409:
                 raise
             token = None
         if token is not None and row.answered_before < 0:
-            status = web.worker_status(db, row.study_id, web.worker_pk(db, token), worker_id)
+            status = pages.worker_status(db, row.study_id, pages.worker_pk(db, token), worker_id)
             row.answered_before = status["answered"]
             db.add(row)
-    submit = url_for("mturk.submit", study=study, k=web.sign({"s": study, "a": assignment_id}))
+    submit = url_for("mturk.submit", study=study, k=pages.sign({"s": study, "a": assignment_id}))
     if token is None:  # the study closed: hand in what was done (or say so)
         return _submit_page(study, assignment_id)
-    web.remember_token(key, token)
+    pages.remember_token(key, token)
     start = url_for("mturk.entry", study=study) + "?" + urlencode(
         {"assignmentId": assignment_id, "hitId": hit_id, "workerId": worker_id, "turkSubmitTo": origin})
-    return web.render_unit_page(info, worker_id, token, done_url=submit, start_url=start)
+    return pages.render_unit_page(info, worker_id, token, done_url=submit, start_url=start)
 
 
 def _bind(db, info: dict[str, Any], assignment_id: str, hit_id: str, worker_id: str, origin: str) -> MTurkAssignment:
@@ -146,7 +146,7 @@ def _bind(db, info: dict[str, Any], assignment_id: str, hit_id: str, worker_id: 
     row = db.scalars(select(MTurkAssignment).where(MTurkAssignment.assignment_id == assignment_id)).first()
     if row is None:
         row = MTurkAssignment(study_id=study.id, assignment_id=assignment_id, hit_id=hit_id, worker_id=worker_id,
-                              turk_submit_to=origin, answered_before=-1, accepted_at=web.now(), updated_at=web.now())
+                              turk_submit_to=origin, answered_before=-1, accepted_at=pages.now(), updated_at=pages.now())
         try:
             with db.begin_nested():
                 db.add(row)
@@ -163,7 +163,7 @@ def _bind(db, info: dict[str, Any], assignment_id: str, hit_id: str, worker_id: 
 @bp.get("/<study>/submit")
 def submit(study: str):
     """The last page: post the assignment back to MTurk (or ask to return a HIT with no answers)."""
-    data = web.unsign(request.args.get("k"))
+    data = pages.unsign(request.args.get("k"))
     if data.get("s") != study or not isinstance(data.get("a"), str):
         raise ApiError(400, "this link belongs to another study", "k")
     return _submit_page(study, data["a"])
@@ -177,22 +177,22 @@ def _submit_page(study: str, assignment_id: str):
         if row is None or row.study_id != s.id:
             raise ApiError(404, "unknown assignment for this study", "assignmentId")
         pk = db.scalars(select(Worker.id).where(Worker.external_id == row.worker_id)).first()
-        status = web.worker_status(db, s.id, pk, row.worker_id) if pk is not None else {}
+        status = pages.worker_status(db, s.id, pk, row.worker_id) if pk is not None else {}
         # answered_before < 0: the assignment was bound but never started (the study had closed)
         units = max(0, status.get("answered", 0) - row.answered_before) if row.answered_before >= 0 else 0
         if units:
             row.submitted_units = units
-            row.submitted_at = row.submitted_at or web.now()
-            row.updated_at = web.now()
+            row.submitted_at = row.submitted_at or pages.now()
+            row.updated_at = pages.now()
             db.add(row)
         origin = row.turk_submit_to
     if not units:
-        return web.message_page(
+        return pages.message_page(
             "Nothing to submit",
             "You have no answers in this assignment: you may have taken part in this study before, or there is "
             "no work left for you. Please return this HIT; you will not be penalised for returning it.",
             info=info)
-    web.allow_form_action(origin)
+    pages.allow_form_action(origin)
     return render_template("mturk/submit.html", study=info, action=origin + SUBMIT_PATH, assignment_id=assignment_id,
                            units=units, completion_code=status.get("completion_code") or "",
                            finished=bool(status.get("finished")))

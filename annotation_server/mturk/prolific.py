@@ -29,7 +29,7 @@ from annotation_server.db import session_scope
 from annotation_server.errors import ApiError
 from annotation_server.security import no_store
 from annotation_server.models import ENTRY_PROLIFIC, Worker
-from annotation_server.mturk import web
+from annotation_server.mturk import platform_pages as pages
 from annotation_server.mturk.models import ProlificSession, ProlificStudy
 
 bp = Blueprint("prolific", __name__, template_folder="templates")
@@ -80,7 +80,7 @@ def _bind(db: Session, study_id: int, session_id: str, pid: str, prolific_study:
     row = db.scalars(select(ProlificSession).where(ProlificSession.session_id == session_id)).first()
     if row is None:
         row = ProlificSession(study_id=study_id, session_id=session_id, prolific_pid=pid,
-                              prolific_study_id=prolific_study, answered_before=-1, started_at=web.now())
+                              prolific_study_id=prolific_study, answered_before=-1, started_at=pages.now())
         try:
             with db.begin_nested():
                 db.add(row)
@@ -107,21 +107,21 @@ def entry(study: str):
             raise ApiError(409, "this study is not set up for Prolific yet (no completion URL); "
                                 "please contact the researchers", "study")
         row = _bind(db, studies.get_study(db, study).id, session_id, pid, prolific_study)
-        token = web.worker_token(db, key, study, pid, ENTRY_PROLIFIC, f"{prolific_study}/{session_id}")
+        token = pages.worker_token(db, key, study, pid, ENTRY_PROLIFIC, f"{prolific_study}/{session_id}")
         if row.answered_before < 0:
-            row.answered_before = web.worker_status(db, row.study_id, web.worker_pk(db, token), pid)["answered"]
+            row.answered_before = pages.worker_status(db, row.study_id, pages.worker_pk(db, token), pid)["answered"]
             db.add(row)
-    web.remember_token(key, token)
-    done = url_for("prolific.done", study=study, k=web.sign({"s": study, "session": session_id}))
+    pages.remember_token(key, token)
+    done = url_for("prolific.done", study=study, k=pages.sign({"s": study, "session": session_id}))
     start = url_for("prolific.entry", study=study) + "?" + urlencode(
         {"PROLIFIC_PID": pid, "STUDY_ID": prolific_study, "SESSION_ID": session_id})
-    return web.render_unit_page(info, pid, token, done_url=done, start_url=start)
+    return pages.render_unit_page(info, pid, token, done_url=done, start_url=start)
 
 
 @bp.get("/<study>/done")
 def done(study: str):
     """Redirect a finished participant to the completion URL; otherwise show their progress."""
-    data = web.unsign(request.args.get("k"))
+    data = pages.unsign(request.args.get("k"))
     if data.get("s") != study or not isinstance(data.get("session"), str):
         raise ApiError(400, "this link belongs to another study", "k")
     with session_scope(write=True) as db:
@@ -132,10 +132,10 @@ def done(study: str):
         if row is None:
             raise ApiError(404, "unknown Prolific session for this study", "SESSION_ID")
         pk = db.scalars(select(Worker.id).where(Worker.external_id == row.prolific_pid)).first()
-        status = web.worker_status(db, s.id, pk, row.prolific_pid) if pk is not None else {"answered": 0, "finished": False}
+        status = pages.worker_status(db, s.id, pk, row.prolific_pid) if pk is not None else {"answered": 0, "finished": False}
         target = completion_url(db, study)
         if status["finished"] and target:
-            row.completed_at = row.completed_at or web.now()
+            row.completed_at = row.completed_at or pages.now()
             db.add(row)
     if status["finished"] and target:
         return redirect(target, code=303)

@@ -187,7 +187,7 @@ def study_add(name: str, task_names: tuple[str, ...], all_tasks: bool, examples_
               subjlab study add sarcasm-labels --from-split test --limit-per-label 50
               subjlab study add sarcasm-labels --examples my_items.jsonl --gold checks.jsonl
     """
-    from annotation_server import studies, validation
+    from annotation_server import studies, study_units, validation
     from subjlab.records import iter_rows, read_examples
     from subjlab.tasks import PAPER_TASKS, REGISTRY
 
@@ -201,7 +201,7 @@ def study_add(name: str, task_names: tuple[str, ...], all_tasks: bool, examples_
     with open_session(db_url, write=True) as db:
         s = studies.get_study(db, name)
         if specs:
-            added["tasks"] = studies.add_tasks(db, s, specs, data_dir=data_dir, seed=seed)
+            added["tasks"] = study_units.add_tasks(db, s, specs, data_dir=data_dir, seed=seed)
         examples = read_examples(examples_file) if examples_file else []
         if from_split:
             if s.kind != "labeling":
@@ -214,9 +214,9 @@ def study_add(name: str, task_names: tuple[str, ...], all_tasks: bool, examples_
         if examples:
             for ex in examples:  # the ids become identifiers; check them like the API does
                 validation.identifier(ex.id, f"example id {ex.id!r}", max_len=200)
-            added["examples"] = studies.add_examples(db, s, examples)
+            added["examples"] = study_units.add_examples(db, s, examples)
         if gold_rows:
-            added["gold"] = studies.add_gold(db, s, gold_rows)
+            added["gold"] = study_units.add_gold(db, s, gold_rows)
         total = studies.count_units(db, s)
     if fmt == "json":
         emit_json({"study": name, "added": added, "units": total})
@@ -314,7 +314,7 @@ def study_link(name: str, workers: tuple[str, ...], workers_file: str | None, ba
               subjlab study link irony-labels --workers-file ids.txt --url https://study.example.org -o links.csv
     """
     from annotation_server import studies
-    from annotation_server.entry import entry_link
+    from annotation_server.signed_links import entry_link
     from subjlab.records import write_records
 
     ids = [("--worker", w) for w in workers]  # (where it came from, worker id)

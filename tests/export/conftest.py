@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 import pytest
 
-from annotation_server.app import get_state
-from annotation_server.testing import answer_everything, answer_quality_study
+from annotation_server.state import get_state
+from tests.support.crowd import answer_everything, answer_quality_study
 
 
 def _load_conftest(area: str):
@@ -112,7 +112,7 @@ class Study:
 
 @pytest.fixture
 def labeled_study(make_app, clock, api_client, task_data) -> Study:
-    """Labeling study "qc" (annotation_server.testing.answer_quality_study): 6 real SMS messages, 4 labels
+    """Labeling study "qc" (tests.support.crowd.answer_quality_study): 6 real SMS messages, 4 labels
     each, gold and attention checks; `careless` answers falsely and `hasty` too fast, so both are flagged."""
     app = make_app(CLOCK=clock)
     answer_quality_study(api_client(app), clock, task_data, "qc")

@@ -74,8 +74,8 @@ class SpamStudy:
 def create_spam_study(app_, name: str = "spam", max_per_worker: int | None = 2, gold_every: int | None = 2,
                       labels_per_item: int = 3) -> SpamStudy:
     """Create a labeling study over real sms_spam test messages (see the module doc)."""
-    from annotation_server import studies
-    from annotation_server.app import get_state
+    from annotation_server import studies, study_units
+    from annotation_server.state import get_state
     from annotation_server.db import session_scope
     from subjlab.data import load_split
     from subjlab.records import Example
@@ -93,8 +93,8 @@ def create_spam_study(app_, name: str = "spam", max_per_worker: int | None = 2, 
     with session_scope(get_state(app_).engine) as db:
         study = studies.create_study(db, name, "labeling", task=task, labels_per_item=labels_per_item,
                                      max_per_worker=max_per_worker, gold_every=gold_every)
-        studies.add_examples(db, study, [Example(id=e.id, text=e.text, label=e.label) for e in items])
-        studies.add_gold(db, study, gold_entries)
+        study_units.add_examples(db, study, [Example(id=e.id, text=e.text, label=e.label) for e in items])
+        study_units.add_gold(db, study, gold_entries)
     return SpamStudy(name=name, truth={e.id: e.label for e in items}, gold={g["id"]: g["answer"] for g in gold_entries},
                      texts={e.id: e.text for e in items}, gold_texts={g["id"]: g["text"] for g in gold_entries})
 
@@ -166,7 +166,7 @@ def publish_one(hit_response) -> Callable[..., str]:
 
     def run(app_, stubbed: "Stubbed", study: str = "spam", hit_id: str = "3HIT00000000000000000000000000",
             qual: str = "3QUALIFICATION0000000000000001") -> str:
-        from annotation_server.app import get_state
+        from annotation_server.state import get_state
         from annotation_server.db import session_scope
         from annotation_server.mturk import publish as pub
         from annotation_server.studies import get_study

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from flask import Blueprint, g
 from sqlalchemy import select
 
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from annotation_server.mturk.models import ProlificStudy
 from subjlab.cli import cli

@@ -10,7 +10,7 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import select
 
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from annotation_server.mturk.models import MTurkAssignment
 
@@ -134,13 +134,13 @@ def test_a_worker_with_nothing_done_in_this_assignment_is_asked_to_return_it(mtu
 
 
 def test_the_preview_of_a_pairwise_study_shows_two_task_cards(make_app):
-    from annotation_server import studies
+    from annotation_server import studies, study_units
     from subjlab.tasks import REGISTRY
 
     app = make_app()
     with session_scope(get_state(app).engine) as db:
         study = studies.create_study(db, "objectivity", "pairwise", judgments_per_pair=2, examples_per_task=2)
-        studies.add_tasks(db, study, [REGISTRY["sms_spam"], REGISTRY["humor"]], data_dir=app.config["DATA_DIR"])
+        study_units.add_tasks(db, study, [REGISTRY["sms_spam"], REGISTRY["humor"]], data_dir=app.config["DATA_DIR"])
     page = app.test_client().get("/mturk/objectivity?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE").get_data(as_text=True)
     titles = re.findall(r'<h3 class="task-title">([^<]+)</h3>', page)
     assert titles == [str(escape(REGISTRY["sms_spam"].title)), str(escape(REGISTRY["humor"].title))]

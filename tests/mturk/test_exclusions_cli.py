@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import pytest
 from click.testing import CliRunner
 
-from annotation_server.app import get_state
-from annotation_server.testing import answer_everything as work
-from annotation_server.testing import answer_quality_study
+from annotation_server.state import get_state
+from tests.support.crowd import answer_everything as work
+from tests.support.crowd import answer_quality_study
 from annotation_server.quality import ExclusionRules, load_study_data
 from subjlab.cli import cli
 from subjlab.commands._study_data import OPTION_OF, RULE_FIELDS, exclusion_rules, load_study_records, read_study
@@ -54,7 +54,9 @@ PAIR_TASKS = ["fewrel", "sms_spam", "financial_phrasebank", "tweet_sarcasm"]  # 
 def judged(make_app, clock, api_client) -> Built:
     """A pairwise study "pw" over 4 real registry tasks, 4 judgments per pair, an attention check and a
     gold pair every 2nd unit. Three steady workers follow PAIR_TASKS' order; `contrarian` picks the other
-    task every time (and so fails the attention check)."""
+    task every time (and so fails the attention check). Both checks show pairs of the study, so each takes
+    its pair's place in every worker's sequence (a worker never sees a pair twice): each worker judges
+    the other 4 pairs."""
     app = make_app(CLOCK=clock)
     api = api_client(app)
     assert api.create_study(name="pw", kind="pairwise", judgments_per_pair=4, gold_every=2).status == 201
@@ -66,7 +68,7 @@ def judged(make_app, clock, api_client) -> Built:
             pick = min if worker != "contrarian" else max
             return {"winner": pick(a["left"]["task"], a["right"]["task"], key=PAIR_TASKS.index)}
 
-        assert work(api, clock, "pw", worker, 5.0, choose) == 8  # 6 pairs + 2 checks
+        assert work(api, clock, "pw", worker, 5.0, choose) == 6  # 4 pairs + the 2 checks on the other 2
     return Built(get_state(app).settings.database_url, "pw")
 
 
@@ -165,12 +167,12 @@ def test_the_rule_options_document_the_library_defaults():
 # ------------------------------------------------------------------------------------ judgments
 def test_load_study_data_returns_judgments_of_a_pairwise_study_without_the_flagged_workers(judged):
     everything, report = load_study_data(judged.db_url, "pw", exclude_flagged=False)
-    assert len(everything) == 24 and all(isinstance(j, Judgment) for j in everything)
+    assert len(everything) == 16 and all(isinstance(j, Judgment) for j in everything)
     assert {j.study for j in everything} == {"pw"} and report.kind == "pairwise" and not report.applied
     assert [f.worker for f in report.flagged] == ["contrarian"]
     kept, report = load_study_data(judged.db_url, "pw", exclude_flagged=True)
-    assert len(kept) == 18 and "contrarian" not in {j.worker for j in kept}
-    assert report.lines() == ["excluded 6 of 24 judgments from 1 flagged worker(s) (attention: 6)"]
+    assert len(kept) == 12 and "contrarian" not in {j.worker for j in kept}
+    assert report.lines() == ["excluded 4 of 16 judgments from 1 flagged worker(s) (attention: 4)"]
     assert not any(isinstance(j, Label) for j in kept)
 
 
@@ -178,10 +180,10 @@ def test_the_rank_path_reads_judgments_and_excluding_the_contrarian_sharpens_the
     from analysis.ranking import BradleyTerryRanker
 
     data = load_study_records(judged.db_url, "pw", "pairwise", exclude_flagged=True)
-    assert len(data.records) == 18 and data.per_worker == {"contrarian": 6}
-    assert data.report.excluded_by_reason == {"attention": 6}
+    assert len(data.records) == 12 and data.per_worker == {"contrarian": 4}
+    assert data.report.excluded_by_reason == {"attention": 4}
     everything = load_study_records(judged.db_url, "pw", "pairwise", exclude_flagged=False)
-    assert len(everything.records) == 24 and everything.report.n_excluded == 0
+    assert len(everything.records) == 16 and everything.report.n_excluded == 0
     clean = BradleyTerryRanker(n_bootstrap=0).fit(data.records)
     noisy = BradleyTerryRanker(n_bootstrap=0).fit(everything.records)
     assert [r.task for r in clean.ranking()] == PAIR_TASKS == [r.task for r in noisy.ranking()]
@@ -189,9 +191,9 @@ def test_the_rank_path_reads_judgments_and_excluding_the_contrarian_sharpens_the
     assert spread(clean) > spread(noisy) > 0
     # the one call `subjlab rank --study` makes, thresholds as the options pass them
     lenient = read_study("pairwise", "pw", judged.db_url, True, {"max_failed_attention": 1, "min_gold_accuracy": None})
-    assert len(lenient.records) == 24 and lenient.report.flagged == ()
+    assert len(lenient.records) == 16 and lenient.report.flagged == ()
     strict = read_study("pairwise", "pw", judged.db_url, True, {"max_failed_attention": None})
-    assert len(strict.records) == 18 and strict.report.applied
+    assert len(strict.records) == 12 and strict.report.applied
     with pytest.raises(ValueError, match="pairwise study, not a labeling one .*subjlab rank --study"):
         load_study_records(judged.db_url, "pw", "labeling", exclude_flagged=True)
     res = run("agreement", "--study", "pw", "--db", judged.db_url)
@@ -202,14 +204,14 @@ def test_rank_from_a_study_excludes_the_contrarian_and_reports_why(judged):
     everything = run("rank", "--study", "pw", "--db", judged.db_url, "--bootstrap", "50", "--format", "json")
     assert everything.exit_code == 0, everything.output
     full = json.loads(everything.stdout)
-    assert full["study"] == "pw" and full["excluded"]["applied"] is False and full["excluded"]["of"] == 24
-    assert sum(r["n"] for r in full["ranking"]) == 2 * 24
+    assert full["study"] == "pw" and full["excluded"]["applied"] is False and full["excluded"]["of"] == 16
+    assert sum(r["n"] for r in full["ranking"]) == 2 * 16
 
     cleaned = run("rank", "--study", "pw", "--db", judged.db_url, "--exclude-flagged", "--bootstrap", "50", "--format", "json")
     assert cleaned.exit_code == 0, cleaned.output
     out = json.loads(cleaned.stdout)
-    assert (out["excluded"]["n"], out["excluded"]["by_reason"]) == (6, {"attention": 6})
-    assert sum(r["n"] for r in out["ranking"]) == 2 * 18
+    assert (out["excluded"]["n"], out["excluded"]["by_reason"]) == (4, {"attention": 4})
+    assert sum(r["n"] for r in out["ranking"]) == 2 * 12
     assert [r["task"] for r in out["ranking"]] == PAIR_TASKS  # the steady workers' order, most objective first
 
     table = run("rank", "--study", "pw", "--db", judged.db_url, "--exclude-flagged", "--bootstrap", "20")

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from click.testing import CliRunner
 
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from annotation_server.mturk import review as rv
 from subjlab.cli import cli

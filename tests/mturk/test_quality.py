@@ -8,7 +8,7 @@ import random
 import pytest
 
 from annotation_server import quality
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from subjlab.data import load_split
 from subjlab.records import Judgment, Label

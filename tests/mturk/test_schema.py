@@ -57,7 +57,7 @@ def test_the_database_refuses_a_second_action_of_a_kind_on_the_same_target(app, 
 
     from sqlalchemy.exc import IntegrityError
 
-    from annotation_server.app import get_state
+    from annotation_server.state import get_state
     from annotation_server.db import session_scope
     from annotation_server.studies import get_study
 

@@ -69,17 +69,17 @@ def admin_token() -> str:
 
 # ----------------------------------------------------------------------------------------- PostgreSQL
 def _free_port() -> int:
-    from annotation_server.testing import free_port
+    from tests.support.postgres import free_port
 
     return free_port()
 
 
 @pytest.fixture(scope="session")
 def pg_server():
-    """Start a throwaway PostgreSQL cluster for the test session (`annotation_server.testing.start_postgres`,
+    """Start a throwaway PostgreSQL cluster for the test session (`tests.support.postgres.start_postgres`,
     fsync off); yields its `PostgresCluster` (`.create_database(name, template=None) -> url`, `.url(db)`,
     `.port`, `.user`); stopped and deleted afterwards."""
-    from annotation_server.testing import start_postgres
+    from tests.support.postgres import start_postgres
 
     try:
         server = start_postgres(durable=False)
@@ -131,7 +131,8 @@ def fresh_database(kind: str, tmp_path: Path, request) -> str:
 @pytest.fixture
 def make_app(tmp_path, request, task_data) -> Iterator[Callable[..., Any]]:
     """Factory: `make_app(db="sqlite" | "postgres" | URL, **config)` -> a Flask app on a fresh migrated database."""
-    from annotation_server.app import create_app, get_state
+    from annotation_server.app import create_app
+    from annotation_server.state import get_state
 
     apps = []
 
@@ -178,7 +179,7 @@ def database_rows(app) -> dict[str, list[tuple]]:
     these to prove that a refused request changed nothing at all (not just the row counts)."""
     from sqlalchemy import select
 
-    from annotation_server.app import get_state
+    from annotation_server.state import get_state
     from annotation_server.db import session_scope
     from annotation_server.models import load_extension_models, metadata
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from markupsafe import escape
 
-from annotation_server.testing import html_table as table
+from tests.support.pages import html_table as table
 from subjlab.data import load_split
 from subjlab.tasks import get_task
 

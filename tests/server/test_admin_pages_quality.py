@@ -10,9 +10,9 @@ import re
 import pytest
 from markupsafe import escape
 
-from annotation_server.testing import answer_everything as work
-from annotation_server.testing import answer_quality_study
-from annotation_server.testing import html_table as table
+from tests.support.crowd import answer_everything as work
+from tests.support.crowd import answer_quality_study
+from tests.support.pages import html_table as table
 
 PAIR_TASKS = ["fewrel", "sms_spam", "financial_phrasebank", "tweet_sarcasm"]  # most to least objective here
 
@@ -46,7 +46,8 @@ def labeled(quality_app, clock, api_client, task_data):
 @pytest.fixture
 def judged(quality_app, clock, api_client):
     """Pairwise study "pw" over 4 real tasks (5 judgments per pair; an attention check and a gold pair every
-    2nd unit): three steady workers follow PAIR_TASKS' order, `contrarian` always picks the other task.
+    2nd unit, each in its own pair's place in every worker's sequence: a worker never sees a pair twice):
+    three steady workers follow PAIR_TASKS' order, `contrarian` always picks the other task.
     Returns a function answering as one more steady worker (to change the data)."""
     api = api_client(quality_app)
     assert api.create_study(name="pw", kind="pairwise", judgments_per_pair=5, gold_every=2,
@@ -61,7 +62,7 @@ def judged(quality_app, clock, api_client):
                     lambda a: {"winner": pick(a["left"]["task"], a["right"]["task"], key=PAIR_TASKS.index)})
 
     for worker in ("steady-1", "steady-2", "steady-3", "contrarian"):
-        assert answer_as(worker) == 8  # 6 pairs + 2 checks
+        assert answer_as(worker) == 6  # 4 pairs + the 2 checks on the other 2
     return answer_as
 
 
@@ -119,7 +120,7 @@ def test_model_comparison_is_cached_until_new_answers_arrive(quality_app, admin_
     clock.advance(120)
     again = text_of(client.get("/admin/studies/pw?quality=1").get_data(as_text=True), "models-computed-at")
     assert again == first  # same data: not refitted
-    assert judged("late-worker") == 8  # new answers (the 5th judgment of every pair)
+    assert judged("late-worker") == 6  # new answers (the 5th judgment of every pair without a check)
     html = client.get("/admin/studies/pw?quality=1").get_data(as_text=True)
     assert text_of(html, "models-computed-at") != first
     assert "late-worker" in {row[0] for row in table(html, "model-skills")}
@@ -130,9 +131,9 @@ def test_pairwise_models_compare_noisy_bradley_terry_with_choix_and_score_gold_p
     login(client, admin_token)
     plain = client.get("/admin/studies/pw").get_data(as_text=True)
     assert text_of(plain, "exclusion-summary") == \
-        "Excluding the flagged workers leaves out 6 of 24 judgments from 1 worker."
+        "Excluding the flagged workers leaves out 4 of 16 judgments from 1 worker."
     assert 'id="model-comparison"' not in plain
-    assert table(plain, "flagged") == [["contrarian", "6", "attention: failed 1 of 1 attention checks"]]
+    assert table(plain, "flagged") == [["contrarian", "4", "attention: failed 1 of 1 attention checks"]]
     html = client.get("/admin/studies/pw?quality=1").get_data(as_text=True)
     rows = {row[0]: row[1:] for row in table(html, "model-comparison")}
     assert list(rows) == ["Bradley–Terry (choix; the ranking above)", "Bradley–Terry (choix), flagged workers excluded",
@@ -143,7 +144,7 @@ def test_pairwise_models_compare_noisy_bradley_terry_with_choix_and_score_gold_p
             continue
         assert float(rho) == pytest.approx(1.0), name
         assert gold == "1.000 (2/2)", name
-    # crowd-kit's noisy Bradley-Terry is a non-convex fit that, on 4 tasks and 24 judgments whose
+    # crowd-kit's noisy Bradley-Terry is a non-convex fit that, on 4 tasks and 16 judgments whose
     # pair order depends on the random slot choice, sometimes swaps one adjacent pair: allow that much.
     assert float(rows[noisy][0]) >= 0.8 - 1e-9
     assert rows[noisy][1] in ("1.000 (2/2)", "0.500 (1/2)")

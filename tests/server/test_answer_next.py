@@ -8,7 +8,7 @@ import json
 
 from sqlalchemy import func, select
 
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from annotation_server.models import LabelRecord
 

@@ -27,7 +27,8 @@ _covered: dict[str, Counter] = defaultdict(Counter)
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory, task_data):
     """A fresh app with a labeling study, a worker session holding a lease, and the worker's token."""
-    from annotation_server.app import create_app, get_state
+    from annotation_server.app import create_app
+    from annotation_server.state import get_state
     from annotation_server.schema import upgrade
 
     path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"

@@ -63,7 +63,7 @@ def test_a_folder_that_cannot_keep_the_key_stops_the_app_with_what_to_set(tmp_pa
 
 def test_plain_gunicorn_with_several_processes_and_no_secret_key_accepts_every_form_post(tmp_path, task_data):
     from annotation_server.schema import upgrade
-    from annotation_server.testing import free_port
+    from tests.support.postgres import free_port
 
     db_url = f"sqlite:///{tmp_path / 'forms.db'}"
     upgrade(db_url)

@@ -12,7 +12,7 @@ import sys
 import textwrap
 import time
 
-from annotation_server.testing import free_port
+from tests.support.postgres import free_port
 from annotation_server.wsgi import connections_per_worker, gunicorn_options
 
 SERVER = textwrap.dedent("""

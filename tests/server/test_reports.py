@@ -64,3 +64,20 @@ def test_reports_of_an_empty_study_are_empty_not_errors(api):
     assert api.admin_get("/studies/e2/agreement").json["n_items"] == 0
     assert api.admin_get("/studies/e1/agreement").status == 400  # wrong kind, with a message
     assert list(itertools.chain(api.admin_get("/studies/e2/workers").json["workers"])) == []
+
+
+def test_worker_table_gives_each_workers_median_seconds_from_lease_to_answer(make_app, backend, clock, api_client):
+    app = make_app(db=backend, CLOCK=clock)
+    api = api_client(app)
+    api.create_study(name="ms", kind="labeling", task="humor", labels_per_item=3)
+    assert api.add_items("ms", examples=[{"id": f"t{i}", "text": f"joke {i}"} for i in range(5)]).status == 201
+    waits = {"fast": [1.25, 2.5, 40.0], "slow": [7.5, 9.25, 11.0, 600.0]}  # medians 2.5 and 10.125
+    for worker, seconds in waits.items():
+        token = api.session("ms", worker)
+        for s in seconds:
+            r = api.next("ms", token)
+            clock.advance(s)
+            assert api.answer(r.json["assignment"], token, label=r.json["labels"][0]).status == 201
+    rows = {w["worker_id"]: w for w in api.admin_get("/studies/ms/workers").json["workers"]}
+    assert rows["fast"]["median_seconds"] == 2.5 and rows["slow"]["median_seconds"] == 10.125
+    assert [w["worker_id"] for w in api.admin_get("/studies/ms/workers?limit=1").json["workers"]] == ["slow"]

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from annotation_server.models import Assignment
 
@@ -122,7 +122,9 @@ def test_pairwise_gold_check_with_known_more_objective_task(api):
     api.add_items("pgold", tasks=TASKS[:3], gold=[{"left": "sms_spam", "right": "humor", "answer": "sms_spam"}])
     token = api.session("pgold", "w1")
     got = _work_until_done(api, "pgold", token, lambda a: {"winner": a["left"]["task"]})
-    assert len(got) == 4  # 3 pairs + 1 check
+    assert len(got) == 3  # 2 pairs + the check, which takes its pair's place (a worker never sees a pair twice)
+    pairs = [frozenset((a["left"]["task"], a["right"]["task"])) for a in got]
+    assert len(set(pairs)) == 3 and pairs[1] == {"sms_spam", "humor"}  # the check came 2nd, as gold_every=2 says
     assert api.admin_get("/studies/pgold/progress").json["gold"] == {"answered": 1, "correct": 1, "accuracy": 1.0}
 
 
@@ -209,6 +211,84 @@ def test_pairwise_attention_checks_carry_the_same_fields_as_regular_pairs(db_app
     while (r := api.next("hide-pw", token)).status == 200:
         shown.append(r.json)
         assert api.answer(r.json["assignment"], token, winner=r.json["left"]["task"]).status == 201
-    assert len(shown) == 7 and len({json.dumps(_shape(a), sort_keys=True) for a in shown}) == 1
+    # 5 pairs and the check in the place of the 6th (its own pair): 6 units, every one of the same shape
+    assert len(shown) == 6 and len({json.dumps(_shape(a), sort_keys=True) for a in shown}) == 1
+    assert len({frozenset((a["left"]["task"], a["right"]["task"])) for a in shown}) == 6
     assert not any("attention" in json.dumps(a) for a in shown)
     assert api.admin_get("/studies/hide-pw/progress").json["gold"] == {"answered": 1, "correct": 1, "accuracy": 1.0}
+
+
+def _pairs_shown(api, study: str, worker: str) -> list[frozenset]:
+    token = api.session(study, worker)
+    shown = []
+    while (r := api.next(study, token)).status == 200:
+        shown.append(frozenset((r.json["left"]["task"], r.json["right"]["task"])))
+        assert api.answer(r.json["assignment"], token, winner=r.json["left"]["task"]).status == 201
+    return shown
+
+
+def test_a_pairwise_worker_never_sees_a_pair_twice_not_even_as_an_attention_check(db_app, api_client):
+    # a check's pair is one of the study's pairs: shown twice (once as a check), it would give the check away
+    api = api_client(db_app)
+    api.create_study(name="twice", kind="pairwise", judgments_per_pair=6, gold_every=2, examples_per_task=1)
+    api.add_items("twice", tasks=["sms_spam", "humor", "tweet_sarcasm"],
+                  gold=[{"id": "attention-1", "left": "humor", "right": "sms_spam", "answer": "sms_spam"},
+                        {"id": "attention-2", "left": "tweet_sarcasm", "right": "humor", "answer": "humor"}])
+    for worker in ("w1", "w2", "w3"):
+        pairs = _pairs_shown(api, "twice", worker)
+        # the free pair, a check (2nd unit), then the other check's pair: nothing else was left to give, so
+        # its check never comes (it would show that pair again)
+        assert len(pairs) == len(set(pairs)) == 3, (worker, pairs)
+        assert pairs[0] == {"sms_spam", "tweet_sarcasm"}, (worker, pairs)
+    assert api.admin_get("/studies/twice/progress").json["gold"]["answered"] == 3
+
+
+def test_every_worker_gets_the_checks_their_sequence_has_room_for(db_app, api_client):
+    # the pairs of a worker's checks to come are kept back for them: which checks a worker gets does not
+    # depend on which pairs came first, with or without a cap
+    api = api_client(db_app)
+    tasks = ["sms_spam", "humor", "tweet_sarcasm", "fewrel", "reddit_emotion"]  # 10 pairs
+    gold = [{"id": "attention-a", "left": "fewrel", "right": "humor", "answer": "fewrel"},
+            {"id": "attention-b", "left": "sms_spam", "right": "reddit_emotion", "answer": "sms_spam"},
+            {"id": "attention-c", "left": "tweet_sarcasm", "right": "sms_spam", "answer": "sms_spam"}]
+    for name, cap in (("keep", None), ("keep-cap", 5)):
+        api.create_study(name=name, kind="pairwise", judgments_per_pair=8, gold_every=3, examples_per_task=1,
+                         max_per_worker=cap)
+        api.add_items(name, tasks=tasks, gold=gold)
+    for worker in ("w1", "w2", "w3", "w4"):
+        free = _pairs_shown(api, "keep", worker)
+        # 7 pairs and the 3 checks in their pairs' places, a check every 3rd unit
+        assert len(free) == len(set(free)) == 10, (worker, free)
+        capped = _pairs_shown(api, "keep-cap", worker)
+        # 5 pairs and 2 checks, (5 - 1) // (3 - 1): positions 3 and 6
+        assert len(capped) == len(set(capped)) == 7, (worker, capped)
+    assert api.admin_get("/studies/keep/progress").json["gold"]["answered"] == 12
+    assert api.admin_get("/studies/keep-cap/progress").json["gold"]["answered"] == 8
+    # under a cap, the checks a worker has no room for keep no pair from them: 3 pairs, a check on each, room
+    # for one check ((2 - 1) // (2 - 1)): every worker judges the two other pairs as regular units
+    api.create_study(name="left-over", kind="pairwise", judgments_per_pair=8, gold_every=2, examples_per_task=1,
+                     max_per_worker=2)
+    api.add_items("left-over", tasks=tasks[:3], gold=[
+        {"id": f"attention-{i}", "left": a, "right": b, "answer": a}
+        for i, (a, b) in enumerate((("sms_spam", "humor"), ("humor", "tweet_sarcasm"), ("tweet_sarcasm", "sms_spam")))])
+    for worker in ("w1", "w2", "w3", "w4", "w5"):
+        shown = _pairs_shown(api, "left-over", worker)
+        assert len(shown) == len(set(shown)) == 3, (worker, shown)
+    assert api.admin_get("/studies/left-over/progress").json["answered"] == 10
+    # and the check each worker got is the first in their own order, whichever pair came first
+    from sqlalchemy import select, text
+
+    from annotation_server.models import GoldItem
+    from annotation_server.pair_checks import PRIME
+    from annotation_server.state import get_state
+
+    def order(gold_id: int, worker_pk: int) -> int:  # `pair_checks.check_order`, in Python
+        x = (gold_id * 7919 + worker_pk * 104729) % PRIME
+        return (x * x) % PRIME
+
+    with get_state(db_app).engine.connect() as conn:
+        study = conn.execute(text("SELECT id FROM study WHERE name = 'left-over'")).scalar()
+        checks = list(conn.execute(select(GoldItem.id).where(GoldItem.study_id == study)).scalars())
+        got = conn.execute(text("SELECT worker_id, gold_id FROM assignment WHERE study_id = :s AND gold_id IS NOT NULL"),
+                           {"s": study}).all()
+    assert len(got) == 5 and all(g == min(checks, key=lambda c: (order(c, w), c)) for w, g in got), got

@@ -9,7 +9,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from annotation_server.app import create_app, get_state
+from annotation_server.app import create_app
+from annotation_server.state import get_state
 from annotation_server.db import make_engine, session_scope
 from annotation_server.models import LabelRecord, load_extension_models, metadata
 from annotation_server.schema import current_revision, downgrade, head_revision, upgrade

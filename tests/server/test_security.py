@@ -9,7 +9,7 @@ from flask import session
 from sqlalchemy import select
 
 from annotation_server import security
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
 from annotation_server.errors import ApiError
 from annotation_server.models import WorkerSession

@@ -1,4 +1,4 @@
-"""Signed entry links (`annotation_server.entry`, `subjlab study link`): a study that requires them accepts
+"""Signed entry links (`annotation_server.signed_links`, `subjlab study link`): a study that requires them accepts
 sessions only under the worker id its link names, through the API and the consent page alike."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from annotation_server.app import get_state
+from annotation_server.state import get_state
 from annotation_server.db import session_scope
-from annotation_server.entry import entry_link, sign_worker
+from annotation_server.signed_links import entry_link, sign_worker
 from annotation_server.models import Study, WorkerSession
 from subjlab.cli import cli
 

@@ -1,7 +1,7 @@
 """An answer and the worker's next assignment in ONE statement (PostgreSQL; `POST /assignments/{id}?next=1`).
 
 The statement (`_statement`) is the answer's data-modifying CTEs (`answers.answer_ctes`: mark the slot
-answered, insert the answer row, bump the unit's counter) followed by `scheduling.serve_statement`: the
+answered, insert the answer row, bump the unit's counter) followed by `next_statement.serve_statement`: the
 worker's state and, if the answer was recorded and a plain claim is what `next` would do, the lease of
 the best free slot. One statement is one transaction: the answer and the new lease commit together, with
 one WAL flush, or not at all.
@@ -12,6 +12,10 @@ by the one answer. Whenever the statement did not lease (an attention check due,
 slot in the window, the lease of another slot held), the caller serves `next` the usual way; when it did
 not record the answer (a repeat, an expired lease, someone else's assignment), nothing was written and the
 caller answers the long way (`answers.submit_answer`).
+
+Why hand-written SQL (SQLAlchemy Core, not the ORM): one statement is one round trip and one commit per
+answer; the ORM's unit of work would send several statements and flush twice. It is the one-trip loop's
+whole cost on PostgreSQL (`docs/server.md`, "Performance").
 """
 
 from __future__ import annotations
@@ -24,27 +28,28 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from annotation_server import answers, scheduling
+from annotation_server import answers, next_statement, worker_state
 from annotation_server.answers import Answer
 from annotation_server.cache import SessionRef, StudyMeta
 from annotation_server.db import FastStatement
 from annotation_server.models import LABELING
-from annotation_server.scheduling import NextResult, WorkerCounts, WorkerState
+from annotation_server.scheduling import NextResult
+from annotation_server.worker_state import WorkerCounts, WorkerState
 
 #: Where the answered slot's columns (id, gold_id) and the leased slot's columns start in a row.
-_ANSWERED = scheduling.N_STATE_COLUMNS
+_ANSWERED = worker_state.N_STATE_COLUMNS
 _CLAIMED = _ANSWERED + 2
 
 
 def applies(conn: Connection, meta: StudyMeta) -> bool:
     """Whether an answer with `?next=1` in study `meta` runs as one statement (see `uses_serve_statement`)."""
-    return scheduling.uses_serve_statement(conn, meta)
+    return next_statement.uses_serve_statement(conn, meta)
 
 
 @lru_cache(maxsize=None)
 def _statement(kind: str, capped: bool, with_gold: bool) -> FastStatement:
     slot, others = answers.answer_ctes(kind == LABELING)
-    return FastStatement(scheduling.serve_statement(kind, capped, with_gold, answered=slot).add_cte(*others))
+    return FastStatement(next_statement.serve_statement(kind, capped, with_gold, answered=slot).add_cte(*others))
 
 
 def answer_and_next(conn: Connection, meta: StudyMeta, ref: SessionRef, token_hash: str, assignment_id: int,
@@ -56,7 +61,7 @@ def answer_and_next(conn: Connection, meta: StudyMeta, ref: SessionRef, token_ha
     was written; then next is None too); next is the NextResult when the statement leased the next slot,
     else None (serve `next` the usual way). `conn` must be in autocommit mode (`db.autocommit`)."""
     params = {**answers.answer_params(ref, token_hash, assignment_id, answer, choice_id, now),
-              **scheduling.serve_params(meta, token_hash, now, lease_seconds)}
+              **next_statement.serve_params(meta, token_hash, now, lease_seconds)}
     try:
         row = _statement(meta.kind, meta.max_per_worker is not None, bool(meta.gold_every)).first(conn, params)
     except IntegrityError:
@@ -66,8 +71,8 @@ def answer_and_next(conn: Connection, meta: StudyMeta, ref: SessionRef, token_ha
     if row is None or row[_ANSWERED] is None:
         return None, None
     reply = answers.reply_json(assignment_id, meta, answer, now)
-    claimed = scheduling.claimed_in(row, _CLAIMED, meta.kind)
-    state = scheduling.state_from_row(row)
+    claimed = next_statement.claimed_in(row, _CLAIMED, meta.kind)
+    state = worker_state.state_from_row(row)
     if claimed is None or state is None:
         return reply, None
     return reply, NextResult(_after_answer(state, gold=row[_ANSWERED + 1] is not None), claimed)

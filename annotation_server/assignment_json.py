@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from annotation_server.cache import MetadataCache, StudyMeta, task_card
 from annotation_server.clock import iso
 from annotation_server.progress import Progress
-from annotation_server.scheduling import Claimed
+from annotation_server.claims import Claimed
 from annotation_server.studies import PAIRWISE_QUESTION
 from subjlab.tasks import OBJECTIVITY_DEFINITION
 

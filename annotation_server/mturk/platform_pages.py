@@ -52,7 +52,7 @@ def unsign(value: str | None) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ sessions
 def now() -> datetime:
     """The app's clock."""
-    from annotation_server.app import get_state
+    from annotation_server.state import get_state
 
     return get_state().clock()
 
