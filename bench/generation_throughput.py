@@ -20,7 +20,7 @@
     batched side only: on an idle 2-core machine 2 threads gave 3.6x, 1 thread 2.8x. Target >= 3x.
 
 (c) The whole engine at a real API's rate limit: the loopback endpoint (own process, 200 ms latency,
-    `generation.openai_server.CannedReplies`) behind `generation.openai_server.RateLimit`: 8
+    `tests.support.openai_server.CannedReplies`) behind `tests.support.openai_server.RateLimit`: 8
     requests/s and 90,000 tokens/min (token buckets holding one second of each; a request costs
     its prompt tokens + max_tokens, so as the zero-shot conversations grow the token limit binds
     too). Beyond them: 429 at once with `retry-after` in whole seconds (as OpenAI sends it), a
@@ -61,9 +61,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from generation.backends.base import ChatRequest  # noqa: E402
 from generation.engine import GenerationConfig  # noqa: E402
 from generation.limiter import describe  # noqa: E402
-from generation.openai_server import CannedReplies, ChatCompletionServer, RateLimit  # noqa: E402
 from generation.prompts import ZeroShotConversation  # noqa: E402
 from subjlab.tasks import get_task  # noqa: E402
+from tests.support.openai_server import CannedReplies, ChatCompletionServer, RateLimit  # noqa: E402
 
 def _serve(latency: float, port_queue) -> None:
     server = ChatCompletionServer(CannedReplies(latency))

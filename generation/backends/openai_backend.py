@@ -1,7 +1,7 @@
 """The `openai` backend: any OpenAI-compatible Chat Completions endpoint via the official async client.
 
-OpenAI itself, vLLM, Ollama, a llama.cpp server or `python -m generation.openai_server` all work:
-point `base_url` at the endpoint (…/v1). The API key comes from `api_key`, else $OPENAI_API_KEY;
+OpenAI itself, vLLM, Ollama or a llama.cpp server all work (the tests talk to the loopback
+stand-in `tests.support.openai_server`): point `base_url` at the endpoint (…/v1). The API key comes from `api_key`, else $OPENAI_API_KEY;
 the base URL from `base_url`, else $OPENAI_BASE_URL, else OpenAI. Servers that need no key
 (vLLM, Ollama) get the placeholder "EMPTY" when a base URL is set and no key is.
 
