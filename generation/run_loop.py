@@ -20,7 +20,7 @@ from generation.backends.base import Backend, BackendAuthError
 from generation.config import GenerationConfig
 from generation.filters import TextFilter
 from generation.lane_schedule import LaneScheduler
-from generation.output import OutputWriter, load_output
+from generation.output_file import OutputWriter, load_output
 from generation.planning import Lane, Planner
 from generation.pricing import price_for
 from generation.request_dispatch import GenerationError, RequestDispatcher

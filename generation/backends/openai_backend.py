@@ -10,7 +10,7 @@ connection errors twice itself, honouring Retry-After, so the engine's limiter w
 429s): the engine retries, through its adaptive limiter (`generation.limiter`), what this backend
 reports as `RetryableError` (429, 408/409, 5xx, timeouts, connection errors, malformed bodies),
 honouring the server's Retry-After; 401/403 raise `BackendAuthError`. Every reply's rate-limit
-headers (`x-ratelimit-*`, `retry-after(-ms)`, read by `generation.ratelimit`) ride along on the
+headers (`x-ratelimit-*`, `retry-after(-ms)`, read by `generation.rate_limit_headers`) ride along on the
 `ChatResponse` or the `RetryableError` (`rate_limit`).
 """
 
@@ -32,7 +32,7 @@ from generation.backends.base import (
     RetryableError,
 )
 from generation.prompts import Message
-from generation.ratelimit import parse_retry_after, read_rate_limit
+from generation.rate_limit_headers import parse_retry_after, read_rate_limit
 
 __all__ = ["DEFAULT_OPENAI_MODEL", "OpenAIBackend", "estimate_tokens", "parse_retry_after"]
 

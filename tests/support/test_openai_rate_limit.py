@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from generation.ratelimit import parse_duration, read_rate_limit
+from generation.rate_limit_headers import parse_duration, read_rate_limit
 from tests.support.openai_rate_limit import RateLimit, format_duration
 from tests.support.openai_replies import Reply, completion_body, prompt_tokens
 
