@@ -27,12 +27,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from subjlab.atomic import write_json_atomic
 from subjlab.records import append_record, now_iso
 
 DONE = "done.json"
@@ -219,7 +219,7 @@ class StepRunner:
         done = {**record.to_dict(), "key_material": step.key_material()}
         done.pop("status")
         done.pop("session")
-        _atomic_write_json(staging / DONE, done)
+        write_json_atomic(staging / DONE, done)
         if step.directory.exists():
             shutil.rmtree(step.directory)
         os.replace(staging, step.directory)
@@ -290,17 +290,3 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2, ensure_ascii=False, allow_nan=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
