@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from subjlab.atomic import write_json_atomic
 
 
 @dataclass
@@ -74,15 +73,5 @@ def summary_path(out_path: str | Path) -> Path:
 
 
 def write_summary(summary: RunSummary, path: str | Path) -> None:
-    """Write the summary as indented JSON, atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(summary.to_dict(), fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the summary as indented JSON, atomically (`subjlab.atomic`)."""
+    write_json_atomic(path, summary.to_dict())
