@@ -23,7 +23,6 @@ the long way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -33,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from annotation_server import validation as v
+from annotation_server.api_models import Answer
 from annotation_server.cache import MetadataCache, SessionRef, StudyMeta
 from annotation_server.clock import iso
 from annotation_server.db import FastStatement
@@ -63,28 +63,11 @@ def not_yours() -> ApiError:
     return ApiError(409, NOT_YOURS, "assignment")
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A validated answer: which field it came in ("winner" or "label") and its value."""
-
-    field: str
-    value: str
-
-
 def parse_answer(body: Any) -> Answer:
-    """Return the Answer in a request body `{"winner": key}` or `{"label": label}`; ApiError 400 otherwise."""
-    body = v.obj(body)
-    v.no_unknown_keys(body, {"winner", "label"})
-    given = [k for k in ("winner", "label") if k in body]
-    if len(given) != 1:
-        raise ApiError(400, "send exactly one of 'winner' (pairwise) or 'label' (labeling)", "body")
-    field = given[0]
-    value = body[field]
-    if not isinstance(value, str) or not value:
-        raise ApiError(400, f"{field} must be a non-empty string", field)
-    if len(value) > 200:
-        raise ApiError(422, f"{field} is not a valid answer (too long)", field)
-    return Answer(field, value)
+    """Return the Answer in a request body `{"winner": key}` or `{"label": label}`; ApiError 400 otherwise.
+
+    Through the model (pydantic-core): a few microseconds, against the milliseconds of the request."""
+    return v.validate(Answer, body)
 
 
 def _reply(assignment_id: int, kind: str, field: str, value: str, created_at: datetime) -> dict[str, Any]:

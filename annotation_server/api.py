@@ -21,6 +21,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from annotation_server import answers, export, one_trip, progress, reports, scheduling, sessions, studies, views
 from annotation_server import validation as v
+from annotation_server.api_models import SessionCreate
 from annotation_server.cache import SessionRef, StudyMeta
 from annotation_server.db import autocommit, session_scope
 from annotation_server.errors import ApiError
@@ -131,27 +132,17 @@ def close_study(name: str) -> Response:
 
 @bp.post("/studies/<name>/sessions")
 def start_session(name: str):
-    body = json_body()
-    if not isinstance(body, dict):
-        raise ApiError(400, "body must be a JSON object like {\"worker_id\": \"...\"}", "body")
-    unknown = sorted(set(body) - {"worker_id", "signature"})
-    if unknown:
-        raise ApiError(400, f"unknown field(s): {unknown[:5]}; allowed: ['signature', 'worker_id']", str(unknown[0])[:100])
-    if "worker_id" not in body:
-        raise ApiError(400, "worker_id is required", "worker_id")
-    signature = body.get("signature")
-    if signature is not None and not isinstance(signature, str):
-        raise ApiError(400, "signature must be a string (the sig of a signed entry link)", "signature")
+    body = v.validate(SessionCreate, json_body())
     state = _state()
     now = state.clock()
     token = None
-    if signature is None and state.hot_engine.url.get_backend_name() == "postgresql":  # one statement, usually
+    if body.signature is None and state.hot_engine.url.get_backend_name() == "postgresql":  # one statement, usually
         with autocommit(state.hot_engine) as conn:
-            token = sessions.start_session_fast(conn, name, body["worker_id"], now)
+            token = sessions.start_session_fast(conn, name, body.worker_id, now)
     if token is None:
         with session_scope(write=True) as db:
-            token = sessions.start_session(db, name, body["worker_id"], now=now, signature=signature)
-    return _created({"token": token, "worker_id": body["worker_id"], "study": name})
+            token = sessions.start_session(db, name, body.worker_id, now=now, signature=body.signature)
+    return _created({"token": token, "worker_id": body.worker_id, "study": name})
 
 
 def _token_hash() -> str:

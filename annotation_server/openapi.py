@@ -1,23 +1,24 @@
-"""The OpenAPI 3.1 document of `/api/v1` (served at `/api/v1/openapi.json`).
+"""The OpenAPI 3.1 document of `/api/v1` (served at `/api/v1/openapi.json`), built from the pydantic models
+that validate the requests (`api_models`, through pydantic's own JSON Schema) and the table of routes below.
 
-Written out by hand from the routes in `api.py`; `tests/server/test_openapi.py` validates it with
-`openapi-spec-validator` and checks that every route of the blueprint is described.
+`tests/server/test_openapi.py` validates it with `openapi-spec-validator` and checks that every route of the
+blueprint is described; `tests/server/test_api_fuzz.py` fuzzes the server from it (schemathesis).
 """
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import models_json_schema
+
+from annotation_server import api_models as m
+
 API_VERSION = "1.0.0"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
+_REF = "#/components/schemas/{model}"
 
 _ERROR_TEXT = {
     400: "Malformed JSON, wrong types or unknown fields",
@@ -29,270 +30,97 @@ _ERROR_TEXT = {
     422: "A value that is not one of the allowed choices (label, winner, task)",
 }
 
-
-def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): {"$ref": f"#/components/responses/E{c}"} for c in codes}
+ADMIN, WORKER, PUBLIC = "adminToken", "workerToken", None
 
 
-_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Study name"}
-_ADMIN = [{"adminToken": []}]
-_WORKER = [{"workerToken": []}]
+def _param(name: str, where: str, schema: Any, description: str = "", required: bool = False) -> dict[str, Any]:
+    """A parameter; `schema` is a type of `api_models` (its JSON Schema goes in the document)."""
+    out = {"name": name, "in": where, "required": required or where == "path",
+           "schema": TypeAdapter(schema).json_schema()}
+    return {**out, "description": description} if description else out
 
-_HANDLE = {"type": "string", "pattern": "^[0-9a-f]{16}$", "description": "opaque handle of the assignment"}
-_SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {"error": {"type": "object", "required": ["status", "code", "message"], "properties": {
-            "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
-            "field": {"type": ["string", "null"]}}}},
-    },
-    "TaskSpec": {
-        "type": "object",
-        "description": "A task specification (subjlab.tasks.TaskSpec fields).",
-        "required": ["name", "title", "description", "labels", "label_descriptions", "context", "style"],
-        "properties": {
-            "name": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
-            "labels": {"type": "array", "items": {"type": "string"}, "minItems": 2},
-            "label_descriptions": {"type": "object", "additionalProperties": {"type": "string"}},
-            "context": {"type": "string"}, "style": {"type": "string"}, "word_limit": {"type": "integer"},
-            "data_name": {"type": "string"}, "label_field": {"type": "string"},
-            "label_map": {"type": "object", "additionalProperties": {"type": "string"}},
-            "examples": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "TaskRef": {"oneOf": [{"type": "string", "description": "A registry key, e.g. ag_news"}, _ref("TaskSpec")]},
-    "StudyCreate": {
-        "type": "object",
-        "required": ["name", "kind"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
-            "kind": {"type": "string", "enum": ["pairwise", "labeling"]},
-            "task": _ref("TaskRef"),
-            "labels_per_item": {"type": "integer", "minimum": 1, "description": "labeling: K workers per item (default 3)"},
-            "judgments_per_pair": {"type": "integer", "minimum": 1, "description": "pairwise: judgments per task pair (default 12)"},
-            "scheduler": {"type": "string", "enum": ["balanced", "active"]},
-            "examples_per_task": {"type": "integer", "minimum": 1, "maximum": 20},
-            "max_per_worker": {"type": ["integer", "null"], "minimum": 1},
-            "gold_every": {"type": ["integer", "null"], "minimum": 2},
-            "title": {"type": "string"},
-            "instructions": {"type": "string"},
-            "require_signed_entry": {"type": "boolean", "description": "sessions only through signed entry links"},
-        },
-    },
-    "StudySummary": {
-        "type": "object",
-        "required": ["name", "kind", "status", "units", "answers"],
-        "properties": {
-            "name": {"type": "string"}, "kind": {"type": "string", "enum": ["pairwise", "labeling"]},
-            "status": {"type": "string", "enum": ["open", "closed"]}, "title": {"type": "string"},
-            "scheduler": {"type": "string"}, "labels_per_item": {"type": ["integer", "null"]},
-            "judgments_per_pair": {"type": ["integer", "null"]}, "max_per_worker": {"type": ["integer", "null"]},
-            "gold_every": {"type": ["integer", "null"]}, "examples_per_task": {"type": ["integer", "null"]},
-            "task": {"type": ["string", "null"]}, "units": {"type": "integer"}, "answers": {"type": "integer"},
-            "require_signed_entry": {"type": "boolean"},
-            "created_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "StudyInfo": {
-        "type": "object",
-        "required": ["name", "kind", "status", "title", "instructions"],
-        "properties": {
-            "name": {"type": "string"}, "kind": {"type": "string"}, "status": {"type": "string"},
-            "title": {"type": "string"}, "instructions": {"type": "string"},
-            "definition": {"type": ["string", "null"]}, "question": {"type": ["string", "null"]},
-            "task": {"type": ["object", "null"]},
-        },
-    },
-    "ItemsAdd": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "tasks": {"type": "array", "items": _ref("TaskRef"), "description": "pairwise studies"},
-            "examples": {"type": "array", "description": "labeling studies; extra fields are kept", "items": {
-                "type": "object", "required": ["id", "text"],
-                "properties": {"id": {"type": ["string", "integer"]}, "text": {"type": "string"}, "label": {"type": "string"}}}},
-            "gold": {"type": "array", "description": "attention checks with known answers", "items": {"oneOf": [
-                {"type": "object", "required": ["id", "text", "answer"], "properties": {
-                    "id": {"type": "string"}, "text": {"type": "string"}, "answer": {"type": "string"}}},
-                {"type": "object", "required": ["left", "right", "answer"], "properties": {
-                    "id": {"type": "string"}, "left": {"type": "string"}, "right": {"type": "string"}, "answer": {"type": "string"}}},
-            ]}},
-        },
-    },
-    "ItemsAdded": {
-        "type": "object",
-        "required": ["study", "added", "units"],
-        "properties": {"study": {"type": "string"}, "added": {"type": "object", "additionalProperties": {"type": "integer"}},
-                       "units": {"type": "integer"}},
-    },
-    "SessionCreate": {
-        "type": "object", "required": ["worker_id"], "additionalProperties": False,
-        "properties": {"worker_id": {"type": "string", "maxLength": 128},
-                       "signature": {"type": "string", "description": "the sig of a signed entry link "
-                                                                      "(required by studies with require_signed_entry)"}},
-    },
-    "SessionCreated": {
-        "type": "object", "required": ["token", "worker_id", "study"],
-        "properties": {"token": {"type": "string"}, "worker_id": {"type": "string"}, "study": {"type": "string"}},
-    },
-    "Progress": {"type": "object", "required": ["answered", "target"],
-                 "properties": {"answered": {"type": "integer"}, "target": {"type": "integer"}}},
-    "TaskCard": {
-        "type": "object", "required": ["task", "title", "description", "labels", "examples"],
-        "properties": {"task": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
-                       "labels": {"type": "array", "items": {"type": "string"}},
-                       "label_descriptions": {"type": "object", "additionalProperties": {"type": "string"}},
-                       "examples": {"type": "array", "items": {"type": "string"}}},
-    },
-    "PairwiseAssignment": {
-        "type": "object", "required": ["assignment", "kind", "study", "left", "right", "progress"],
-        "properties": {"assignment": _HANDLE, "kind": {"const": "pairwise"}, "study": {"type": "string"},
-                       "lease_expires": {"type": "string", "format": "date-time"}, "question": {"type": "string"},
-                       "definition": {"type": "string"}, "left": _ref("TaskCard"), "right": _ref("TaskCard"),
-                       "progress": _ref("Progress")},
-    },
-    "LabelingAssignment": {
-        "type": "object", "required": ["assignment", "kind", "study", "item", "labels", "progress"],
-        "properties": {"assignment": _HANDLE, "kind": {"const": "labeling"}, "study": {"type": "string"},
-                       "lease_expires": {"type": "string", "format": "date-time"},
-                       "item": {"type": "object", "required": ["text"], "additionalProperties": False,
-                                "properties": {"text": {"type": "string"}}},
-                       "labels": {"type": "array", "items": {"type": "string"}},
-                       "label_descriptions": {"type": "object", "additionalProperties": {"type": "string"}},
-                       "task": {"type": "object"}, "progress": _ref("Progress")},
-    },
-    "Answer": {"oneOf": [
-        {"type": "object", "required": ["winner"], "additionalProperties": False, "properties": {"winner": {"type": "string"}}},
-        {"type": "object", "required": ["label"], "additionalProperties": False, "properties": {"label": {"type": "string"}}},
-    ]},
-    "AnswerRecorded": {
-        "type": "object", "required": ["assignment", "kind", "recorded_at"],
-        "properties": {"assignment": {"type": "string"}, "kind": {"type": "string"}, "winner": {"type": "string"},
-                       "label": {"type": "string"}, "recorded_at": {"type": "string", "format": "date-time"},
-                       "next": {"description": "Only with ?next=1: the worker's next assignment (as GET "
-                                               "/studies/{name}/next returns it), or null when nothing is left",
-                                "oneOf": [_ref("PairwiseAssignment"),
-                                          _ref("LabelingAssignment"),
-                                          {"type": "null"}]}},
-    },
-    "WorkerStatus": {
-        "type": "object", "required": ["study", "worker_id", "answered", "target", "finished", "completion_code"],
-        "properties": {"study": {"type": "string"}, "worker_id": {"type": "string"}, "answered": {"type": "integer"},
-                       "target": {"type": "integer"}, "finished": {"type": "boolean"},
-                       "completion_code": {"type": ["string", "null"]}},
-    },
-    "StudyProgress": {"type": "object", "required": ["study", "kind", "units", "slots", "answered"], "properties": {
-        "study": {"type": "string"}, "kind": {"type": "string"}, "status": {"type": "string"}, "units": {"type": "integer"},
-        "slots": {"type": "integer"}, "answered": {"type": "integer"}, "active_leases": {"type": "integer"},
-        "expired_leases": {"type": "integer"}, "open_slots": {"type": "integer"}, "complete_units": {"type": "integer"},
-        "workers": {"type": "integer"}, "answers_per_worker": {"type": "object"},
-        "position": {"type": ["object", "null"]}, "gold": {"type": "object"}}},
-    "Ranking": {"type": "object", "required": ["study", "n_judgments", "tasks"], "properties": {
-        "study": {"type": "string"}, "n_judgments": {"type": "integer"}, "connected": {"type": ["boolean", "null"]},
-        "components": {"type": "array"},
-        "tasks": {"type": "array", "items": {"type": "object", "properties": {
-            "task": {"type": "string"}, "score": {"type": "number"}, "ci_low": {"type": ["number", "null"]},
-            "ci_high": {"type": ["number", "null"]}, "rank": {"type": "integer"}, "n": {"type": "integer"},
-            "wins": {"type": "integer"}}}}}},
-    "Agreement": {"type": "object", "required": ["study", "n_items", "items"], "properties": {
-        "study": {"type": "string"}, "n_items": {"type": "integer"}, "n_labels": {"type": "integer"},
-        "mean_agreement": {"type": ["number", "null"]}, "fleiss_kappa": {"type": ["number", "null"]},
-        "krippendorff_alpha": {"type": ["number", "null"]}, "histogram": {"type": "array"}, "items": {"type": "array"}}},
-    "UnconfirmedSessions": {"type": "object", "required": ["study", "unconfirmed"], "properties": {
-        "study": {"type": "string"}, "unconfirmed": {"type": "array", "items": {
-            "type": "object", "required": ["session", "worker_id", "entry", "reason", "answers"], "properties": {
-                "session": {"type": "integer"}, "worker_id": {"type": "string"}, "entry": {"type": "string"},
-                "entry_ref": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]},
-                "checked_at": {"type": ["string", "null"]}, "answers": {"type": "integer"}}}}}},
-    "Workers": {"type": "object", "required": ["study", "workers"], "properties": {
-        "study": {"type": "string"}, "workers": {"type": "array", "items": {"type": "object"}}}},
-}
+
+_NAME = _param("name", "path", str, "Study name")
+_HANDLE = _param("handle", "path", str, "The opaque handle `next` gave (one the router cannot match, e.g. with a "
+                                      "line break, is a 404)")
+_NEXT = _param("next", "query", m.Flag, "1 (or true): also lease the worker's next assignment and return it as `next` "
+                                        "(null when nothing is left); 0 (or false, the default): do not")
+_WHAT = _param("what", "query", m.ExportWhat, required=True)
+_UNCONFIRMED = _param("include_unconfirmed", "query", m.Flag,
+                      "1: also the answers of sessions a crowd platform did not confirm")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation: its request body model (if any), its success reply and the error statuses it may answer."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    security: str | None
+    status: int
+    reply: type[BaseModel] | dict[str, Any] | None
+    reply_text: str
+    errors: tuple[int, ...] = ()
+    body: type[BaseModel] | None = None
+    params: tuple[dict[str, Any], ...] = ()
+    no_content: str | None = None  # what a 204 reply means, where there is one
+
+
+ROUTES = (
+    Route("get", "/openapi.json", "openapi", "This document", PUBLIC, 200, {"type": "object"}, "OpenAPI 3.1 document"),
+    Route("get", "/health", "health", "Liveness and schema revision", PUBLIC, 200, m.Health, "Server is up"),
+    Route("get", "/studies", "listStudies", "List studies", ADMIN, 200, m.StudyList, "Studies", (401, 403)),
+    Route("post", "/studies", "createStudy", "Create a study", ADMIN, 201, m.StudySummary, "Created",
+          (400, 401, 403, 409, 413, 422), m.StudyCreate),
+    Route("get", "/studies/{name}", "studyInfo", "Public study description (for worker pages)", PUBLIC, 200,
+          m.StudyInfo, "Study", (404,), params=(_NAME,)),
+    Route("post", "/studies/{name}/items", "addItems", "Add tasks (pairwise), examples (labeling) and/or gold checks",
+          ADMIN, 201, m.ItemsAdded, "Added", (400, 401, 403, 404, 409, 413, 422), m.ItemsAdd, (_NAME,)),
+    Route("post", "/studies/{name}/close", "closeStudy", "Close a study", ADMIN, 200, m.StudySummary, "Closed",
+          (401, 403, 404), params=(_NAME,)),
+    Route("get", "/studies/{name}/sessions", "unconfirmedSessions",
+          "Sessions a crowd platform did not confirm (subjlab mturk review), with the reason", ADMIN, 200,
+          m.UnconfirmedSessions, "Unconfirmed sessions", (401, 403, 404), params=(_NAME,)),
+    Route("post", "/studies/{name}/sessions", "startSession", "Start a worker session; returns the worker's bearer token",
+          PUBLIC, 201, m.SessionCreated, "Session started", (400, 403, 404, 409, 413), m.SessionCreate, (_NAME,)),
+    Route("get", "/studies/{name}/next", "nextAssignment", "Lease the worker's next assignment",
+          WORKER, 200, m.Assignment, "An assignment", (401, 403, 404), params=(_NAME,),
+          no_content="Nothing left for this worker"),
+    Route("post", "/assignments/{handle}", "answer",
+          "Answer an assignment (idempotent for the same answer); with ?next=1 the reply carries the worker's next "
+          "assignment too (one round trip per unit). Only the session that received the assignment may answer it: "
+          "any other handle (another session's, unknown, malformed) gets the same 409",
+          WORKER, 201, m.AnswerRecorded, "Recorded", (400, 401, 404, 409, 413, 422), m.Answer, (_HANDLE, _NEXT)),
+    Route("get", "/studies/{name}/me", "workerStatus", "The worker's progress and completion code", WORKER, 200,
+          m.WorkerStatus, "Status", (401, 403, 404), params=(_NAME,)),
+    Route("get", "/studies/{name}/progress", "studyProgress", "Study progress", ADMIN, 200, m.StudyProgress, "Progress",
+          (401, 403, 404), params=(_NAME,)),
+    Route("get", "/studies/{name}/ranking", "studyRanking", "Bradley-Terry objectivity ranking", ADMIN, 200, m.Ranking,
+          "Ranking", (400, 401, 403, 404), params=(_NAME,)),
+    Route("get", "/studies/{name}/agreement", "studyAgreement", "Per-item agreement, Fleiss' kappa, Krippendorff's alpha",
+          ADMIN, 200, m.Agreement, "Agreement", (400, 401, 403, 404), params=(_NAME,)),
+    Route("get", "/studies/{name}/workers", "studyWorkers", "Per-worker counts, gold accuracy, time per unit", ADMIN, 200,
+          m.Workers, "Workers", (401, 403, 404), params=(_NAME,)),
+    Route("get", "/studies/{name}/export", "exportAnswers", "Export judgments or labels as JSON Lines", ADMIN, 200,
+          None, "One record a line (subjlab.records shapes)", (400, 401, 403, 404), params=(_NAME, _WHAT, _UNCONFIRMED)),
+)
 
 
 def openapi_document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document (a fresh dict) describing every `/api/v1` route."""
-    paths: dict[str, Any] = {
-        "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi", "security": [],
-                                  "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document")}}},
-        "/health": {"get": {"summary": "Liveness and schema revision", "operationId": "health", "security": [],
-                            "responses": {"200": _json({"type": "object", "properties": {
-                                "status": {"type": "string"}, "database": {"type": "string"},
-                                "revision": {"type": ["string", "null"]}}}, "Server is up")}}},
-        "/studies": {
-            "get": {"summary": "List studies", "operationId": "listStudies", "security": _ADMIN,
-                    "responses": {"200": _json({"type": "object", "properties": {"studies": {"type": "array", "items": _ref("StudySummary")}}}, "Studies"),
-                                  **_errors(401, 403)}},
-            "post": {"summary": "Create a study", "operationId": "createStudy", "security": _ADMIN,
-                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("StudyCreate")}}},
-                     "responses": {"201": _json(_ref("StudySummary"), "Created"), **_errors(400, 401, 403, 409, 413, 422)}},
-        },
-        "/studies/{name}": {"get": {"summary": "Public study description (for worker pages)", "operationId": "studyInfo",
-                                    "security": [], "parameters": [_NAME],
-                                    "responses": {"200": _json(_ref("StudyInfo"), "Study"), **_errors(404)}}},
-        "/studies/{name}/items": {"post": {
-            "summary": "Add tasks (pairwise), examples (labeling) and/or gold checks", "operationId": "addItems",
-            "security": _ADMIN, "parameters": [_NAME],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ItemsAdd")}}},
-            "responses": {"201": _json(_ref("ItemsAdded"), "Added"), **_errors(400, 401, 403, 404, 409, 413, 422)}}},
-        "/studies/{name}/close": {"post": {"summary": "Close a study", "operationId": "closeStudy", "security": _ADMIN,
-                                           "parameters": [_NAME],
-                                           "responses": {"200": _json(_ref("StudySummary"), "Closed"), **_errors(401, 403, 404)}}},
-        "/studies/{name}/sessions": {"get": {
-            "summary": "Sessions a crowd platform did not confirm (subjlab mturk review), with the reason",
-            "operationId": "unconfirmedSessions", "security": _ADMIN, "parameters": [_NAME],
-            "responses": {"200": _json(_ref("UnconfirmedSessions"), "Unconfirmed sessions"), **_errors(401, 403, 404)}},
-            "post": {
-            "summary": "Start a worker session; returns the worker's bearer token", "operationId": "startSession",
-            "security": [], "parameters": [_NAME],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("SessionCreate")}}},
-            "responses": {"201": _json(_ref("SessionCreated"), "Session started"), **_errors(400, 403, 404, 409, 413)}}},
-        "/studies/{name}/next": {"get": {
-            "summary": "Lease the worker's next assignment", "operationId": "nextAssignment", "security": _WORKER,
-            "parameters": [_NAME],
-            "responses": {"200": _json({"oneOf": [_ref("PairwiseAssignment"), _ref("LabelingAssignment")]}, "An assignment"),
-                          "204": {"description": "Nothing left for this worker"}, **_errors(401, 403, 404)}}},
-        "/assignments/{handle}": {"post": {
-            "summary": "Answer an assignment (idempotent for the same answer); with ?next=1 the reply carries the "
-                       "worker's next assignment too (one round trip per unit). Only the session that received "
-                       "the assignment may answer it: any other handle (another session's, unknown, malformed) "
-                       "gets the same 409",
-            "operationId": "answer", "security": _WORKER,
-            "parameters": [{"name": "handle", "in": "path", "required": True, "schema": {"type": "string"}},
-                           {"name": "next", "in": "query", "required": False,
-                            "description": "1 (or true): also lease the worker's next assignment and return it as "
-                                           "`next` (null when nothing is left); 0 (or false, the default): do not",
-                            "schema": {"type": "string", "enum": ["0", "1", "false", "true"]}}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Answer")}}},
-            "responses": {"201": _json(_ref("AnswerRecorded"), "Recorded"), **_errors(400, 401, 409, 413, 422)}}},
-        "/studies/{name}/me": {"get": {
-            "summary": "The worker's progress and completion code", "operationId": "workerStatus", "security": _WORKER,
-            "parameters": [_NAME], "responses": {"200": _json(_ref("WorkerStatus"), "Status"), **_errors(401, 403, 404)}}},
-        "/studies/{name}/progress": {"get": {"summary": "Study progress", "operationId": "studyProgress", "security": _ADMIN,
-                                             "parameters": [_NAME],
-                                             "responses": {"200": _json(_ref("StudyProgress"), "Progress"), **_errors(401, 403, 404)}}},
-        "/studies/{name}/ranking": {"get": {"summary": "Bradley-Terry objectivity ranking", "operationId": "studyRanking",
-                                            "security": _ADMIN, "parameters": [_NAME],
-                                            "responses": {"200": _json(_ref("Ranking"), "Ranking"), **_errors(400, 401, 403, 404)}}},
-        "/studies/{name}/agreement": {"get": {"summary": "Per-item agreement, Fleiss' kappa, Krippendorff's alpha",
-                                              "operationId": "studyAgreement", "security": _ADMIN, "parameters": [_NAME],
-                                              "responses": {"200": _json(_ref("Agreement"), "Agreement"), **_errors(400, 401, 403, 404)}}},
-        "/studies/{name}/workers": {"get": {"summary": "Per-worker counts, gold accuracy, time per unit",
-                                            "operationId": "studyWorkers", "security": _ADMIN, "parameters": [_NAME],
-                                            "responses": {"200": _json(_ref("Workers"), "Workers"), **_errors(401, 403, 404)}}},
-        "/studies/{name}/export": {"get": {
-            "summary": "Export judgments or labels as JSON Lines", "operationId": "exportAnswers", "security": _ADMIN,
-            "parameters": [_NAME, {"name": "what", "in": "query", "required": True,
-                                   "schema": {"type": "string", "enum": ["judgments", "labels"]}},
-                           {"name": "include_unconfirmed", "in": "query", "required": False,
-                            "description": "1: also the answers of sessions a crowd platform did not confirm",
-                            "schema": {"type": "string", "enum": ["0", "1", "false", "true"]}}],
-            "responses": {"200": {"description": "One record a line (subjlab.records shapes)",
-                                  "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
-                          **_errors(400, 401, 403, 404)}}},
-    }
-    responses = {f"E{c}": _json(_ref("Error"), text) for c, text in _ERROR_TEXT.items()}
+    return copy.deepcopy(_document())
+
+
+@lru_cache(maxsize=1)
+def _document() -> dict[str, Any]:
+    models = {m.Error} | {r.body for r in ROUTES if r.body} | {r.reply for r in ROUTES if isinstance(r.reply, type)}
+    _, top = models_json_schema([(model, "validation") for model in sorted(models, key=lambda c: c.__name__)],
+                                ref_template=_REF)
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method] = _operation(route)
     return {
         "openapi": "3.1.0",
         "info": {"title": "subjlab annotation server", "version": API_VERSION,
@@ -300,11 +128,38 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "paths": paths,
         "components": {
-            "schemas": _SCHEMAS,
-            "responses": responses,
+            "schemas": top["$defs"],
+            "responses": {f"E{code}": _json(_ref(m.Error), text) for code, text in _ERROR_TEXT.items()},
             "securitySchemes": {
-                "adminToken": {"type": "http", "scheme": "bearer", "description": "SUBJLAB_ADMIN_TOKEN"},
-                "workerToken": {"type": "http", "scheme": "bearer", "description": "token from POST /studies/{name}/sessions"},
+                ADMIN: {"type": "http", "scheme": "bearer", "description": "SUBJLAB_ADMIN_TOKEN"},
+                WORKER: {"type": "http", "scheme": "bearer", "description": "token from POST /studies/{name}/sessions"},
             },
         },
     }
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    if route.reply is None:  # the export: JSON Lines
+        success = {"description": route.reply_text, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}
+    else:
+        success = _json(route.reply if isinstance(route.reply, dict) else _ref(route.reply), route.reply_text)
+    responses: dict[str, Any] = {str(route.status): success}
+    if route.no_content:
+        responses["204"] = {"description": route.no_content}
+    responses.update({str(code): {"$ref": f"#/components/responses/E{code}"} for code in route.errors})
+    op: dict[str, Any] = {"summary": route.summary, "operationId": route.operation_id,
+                          "security": [{route.security: []}] if route.security else []}
+    if route.params:
+        op["parameters"] = list(route.params)
+    if route.body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(route.body)}}}
+    op["responses"] = responses
+    return op
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}

@@ -18,11 +18,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from annotation_server import api_models as m
 from annotation_server import validation as v
 from annotation_server.clock import iso, utcnow
 from annotation_server.errors import ApiError
 from annotation_server.models import (
-    ACTIVE,
     BALANCED,
     CLOSED,
     LABELING,
@@ -45,7 +45,6 @@ DEFAULT_LABELS_PER_ITEM = 3
 #: 12 judgments per pair: the paper's ~540 comparisons over the 45 pairs of 10 tasks.
 DEFAULT_JUDGMENTS_PER_PAIR = 12
 DEFAULT_EXAMPLES_PER_TASK = 3
-MAX_SLOTS_PER_UNIT = 1000
 
 PAIRWISE_QUESTION = "Which of these two classification tasks is more objective?"
 PAIRWISE_INSTRUCTIONS = (
@@ -74,20 +73,13 @@ def resolve_task(value: Any, field: str, allow_files: bool = False) -> TaskSpec:
         if allow_files and Path(value).suffix.lower() in (".toml", ".yaml", ".yml"):
             return get_task(value)
         raise ApiError(422, f"{field}: unknown task {value[:80]!r}; known tasks: {', '.join(REGISTRY)} (or give a task spec object)", field)
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping):  # not checked yet (the API's bodies arrive as models)
+        value = v.validate(m.TaskSpecBody, value, field)
+    if isinstance(value, m.TaskSpecBody):
         try:
-            spec = task_from_mapping(value, field)
+            return task_from_mapping(value.model_dump(exclude_unset=True), field)
         except TaskSpecError as exc:
             raise ApiError(400, str(exc), field) from None
-        v.identifier(spec.name, f"{field}.name", max_len=100)
-        if not v.is_data_name(spec.data_name):
-            raise ApiError(400, f"{field}.data_name must be the name of a dataset folder (letters, digits, '_ . -'), "
-                                "not a path", f"{field}.data_name")
-        for i, ex in enumerate(spec.examples):
-            v.text(ex, f"{field}.examples[{i}]", max_len=20_000)
-        for key in ("title", "description"):
-            v.text(getattr(spec, key), f"{field}.{key}", max_len=5_000)
-        return spec
     raise ApiError(400, f"{field} must be a registry key (string) or a task spec (object)", field)
 
 
@@ -115,20 +107,19 @@ def create_study(
     after every n-1 units, when gold items exist), `require_signed_entry` (sessions only through links
     signed with the study's secret, `entry.sign_worker`).
     """
-    name = v.study_name(name)
-    kind = v.choice(kind, "kind", (PAIRWISE, LABELING))
-    scheduler = v.choice(scheduler, "scheduler", (BALANCED, ACTIVE))
-    max_per_worker = v.positive_int(max_per_worker, "max_per_worker", allow_none=True)
-    gold_every = v.positive_int(gold_every, "gold_every", maximum=1000, allow_none=True)
-    if gold_every == 1:
-        raise ApiError(400, "gold_every must be at least 2 (1 would make every unit a check)", "gold_every")
+    given = dict(name=name, kind=kind, labels_per_item=labels_per_item, judgments_per_pair=judgments_per_pair,
+                 scheduler=scheduler, examples_per_task=examples_per_task, max_per_worker=max_per_worker,
+                 gold_every=gold_every, title=title, instructions=instructions, require_signed_entry=require_signed_entry)
+    checked = v.validate(m.StudySettings, {key: value for key, value in given.items() if value is not None})
+    name, kind, scheduler = checked.name, checked.kind, checked.scheduler
+    max_per_worker, gold_every = checked.max_per_worker, checked.gold_every
     now = now or utcnow()
     if kind == LABELING:
         if task is None:
             raise ApiError(400, "a labeling study needs 'task' (a registry key or a task spec)", "task")
         if judgments_per_pair is not None or scheduler != BALANCED or examples_per_task is not None:
             raise ApiError(400, "judgments_per_pair, scheduler and examples_per_task belong to pairwise studies", "kind")
-        k = v.positive_int(labels_per_item if labels_per_item is not None else DEFAULT_LABELS_PER_ITEM, "labels_per_item", maximum=MAX_SLOTS_PER_UNIT)
+        k = checked.labels_per_item or DEFAULT_LABELS_PER_ITEM
         study = Study(name=name, kind=kind, task_spec=task.to_dict(), labels_per_item=k, scheduler=BALANCED,
                       title=title or task.title, instructions=instructions or LABELING_INSTRUCTIONS,
                       max_per_worker=max_per_worker, gold_every=gold_every,
@@ -136,20 +127,14 @@ def create_study(
     else:
         if task is not None or labels_per_item is not None:
             raise ApiError(400, "task and labels_per_item belong to labeling studies (pairwise studies get tasks via items)", "kind")
-        r = v.positive_int(judgments_per_pair if judgments_per_pair is not None else DEFAULT_JUDGMENTS_PER_PAIR, "judgments_per_pair", maximum=MAX_SLOTS_PER_UNIT)
-        n_ex = v.positive_int(examples_per_task if examples_per_task is not None else DEFAULT_EXAMPLES_PER_TASK, "examples_per_task", maximum=20)
+        r = checked.judgments_per_pair or DEFAULT_JUDGMENTS_PER_PAIR
+        n_ex = checked.examples_per_task or DEFAULT_EXAMPLES_PER_TASK
         study = Study(name=name, kind=kind, judgments_per_pair=r, scheduler=scheduler, examples_per_task=n_ex,
                       title=title or "Which classification task is more objective?",
                       instructions=instructions or PAIRWISE_INSTRUCTIONS,
                       max_per_worker=max_per_worker, gold_every=gold_every,
                       completion_secret=secrets.token_hex(16), created_at=now)
-    if title is not None:
-        study.title = v.text(title, "title", max_len=200)
-    if instructions is not None:
-        study.instructions = v.text(instructions, "instructions", max_len=20_000)
-    if not isinstance(require_signed_entry, bool):
-        raise ApiError(400, "require_signed_entry must be true or false", "require_signed_entry")
-    study.require_signed_entry = require_signed_entry
+    study.require_signed_entry = checked.require_signed_entry
     study.signing_secret = secrets.token_hex(32)
     if db.scalars(select(Study.id).where(Study.name == name)).first() is not None:
         raise ApiError(409, f"a study called {name!r} already exists", "name")
@@ -161,27 +146,11 @@ def create_study(
     return study
 
 
-_CREATE_FIELDS = {"name", "kind", "task", "labels_per_item", "judgments_per_pair", "scheduler", "examples_per_task",
-                  "max_per_worker", "gold_every", "title", "instructions", "require_signed_entry"}
-
-
 def create_study_from_json(db: Session, body: Any, now: datetime | None = None) -> Study:
-    """Validate a `POST /studies` body and create the study."""
-    body = v.obj(body)
-    v.no_unknown_keys(body, _CREATE_FIELDS)
-    if "name" not in body:
-        raise ApiError(400, "name is required", "name")
-    if "kind" not in body:
-        raise ApiError(400, "kind is required ('pairwise' or 'labeling')", "kind")
-    task = resolve_task(body["task"], "task") if body.get("task") is not None else None
-    return create_study(
-        db, name=body["name"], kind=body["kind"], task=task,
-        labels_per_item=body.get("labels_per_item"), judgments_per_pair=body.get("judgments_per_pair"),
-        scheduler=body.get("scheduler", BALANCED), examples_per_task=body.get("examples_per_task"),
-        max_per_worker=body.get("max_per_worker"), gold_every=body.get("gold_every"),
-        title=body.get("title"), instructions=body.get("instructions"), now=now,
-        require_signed_entry=body.get("require_signed_entry", False),
-    )
+    """Validate a `POST /studies` body (`api_models.StudyCreate`) and create the study."""
+    checked = v.validate(m.StudyCreate, body)
+    task = resolve_task(checked.task, "task") if checked.task is not None else None
+    return create_study(db, task=task, now=now, **checked.model_dump(exclude={"task"}))
 
 
 def _require_open(study: Study) -> None:
@@ -322,34 +291,32 @@ def add_gold(db: Session, study: Study, entries: Sequence[Any], now: datetime | 
     """
     _require_open(study)
     now = now or utcnow()
+    checks = [v.validate(m.GoldCheck, e, f"gold[{i}]") for i, e in enumerate(entries)]  # CLI rows, API models
     golds: list[GoldItem] = []
     if study.kind == LABELING:
         labels = study.task_spec["labels"]
-        for i, e in enumerate(entries):
+        for i, check in enumerate(checks):
             f = f"gold[{i}]"
-            e = v.obj(e, f)
-            v.no_unknown_keys(e, {"id", "text", "answer"}, f)
-            key = v.identifier(e.get("id"), f"{f}.id", max_len=200)
-            txt = v.text(e.get("text"), f"{f}.text")
-            answer = e.get("answer")
-            if not isinstance(answer, str) or answer not in labels:
+            if not isinstance(check, m.LabelCheck):
+                raise ApiError(400, f"{f}: the checks of a labeling study are {{\"id\", \"text\", \"answer\"}}", f)
+            if check.answer not in labels:
                 raise ApiError(422, f"{f}.answer must be one of the labels {labels}", f"{f}.answer")
-            golds.append(GoldItem(study_id=study.id, key=key, text=txt, answer=answer, created_at=now))
+            golds.append(GoldItem(study_id=study.id, key=check.id, text=check.text, answer=check.answer, created_at=now))
     else:
         tasks = {t.key: t for t in db.scalars(select(StudyTask).where(StudyTask.study_id == study.id))}
-        for i, e in enumerate(entries):
+        for i, check in enumerate(checks):
             f = f"gold[{i}]"
-            e = v.obj(e, f)
-            v.no_unknown_keys(e, {"id", "left", "right", "answer"}, f)
-            left, right, answer = e.get("left"), e.get("right"), e.get("answer")
+            if not isinstance(check, m.PairCheck):
+                raise ApiError(400, f"{f}: the checks of a pairwise study are {{\"left\", \"right\", \"answer\", \"id\"}}", f)
+            left, right, answer = check.left, check.right, check.answer
             for name, val in (("left", left), ("right", right)):
-                if not isinstance(val, str) or val not in tasks:
+                if val not in tasks:
                     raise ApiError(422, f"{f}.{name} must be a task of the study ({sorted(tasks)})", f"{f}.{name}")
             if left == right:
                 raise ApiError(422, f"{f}: left and right must differ", f"{f}.right")
             if answer not in (left, right):
                 raise ApiError(422, f"{f}.answer must be left or right ({left!r} or {right!r})", f"{f}.answer")
-            key = v.identifier(e.get("id", f"{left}-vs-{right}"), f"{f}.id", max_len=200)
+            key = check.id if check.id is not None else v.identifier(f"{left}-vs-{right}", f"{f}.id", max_len=200)
             golds.append(GoldItem(study_id=study.id, key=key, left_task_id=tasks[left].id,
                                   right_task_id=tasks[right].id, answer=answer, created_at=now))
     keys = [g.key for g in golds]
@@ -376,32 +343,17 @@ def add_units_from_json(db: Session, name: str, body: Any, data_dir: str | Path 
 def _add_units_from_json(db: Session, name: str, body: Any, data_dir: str | Path | None,
                          now: datetime | None) -> dict[str, Any]:
     study = get_study(db, name)
-    body = v.obj(body)
-    v.no_unknown_keys(body, {"tasks", "examples", "gold"})
-    if not any(k in body for k in ("tasks", "examples", "gold")):
-        raise ApiError(400, "give 'tasks' (pairwise), 'examples' (labeling) and/or 'gold'", "body")
+    items = v.validate(m.ItemsAdd, body)
     added: dict[str, int] = {}
-    if "tasks" in body:
-        specs = [resolve_task(t, f"tasks[{i}]") for i, t in enumerate(v.array(body["tasks"], "tasks", max_len=200))]
+    if items.tasks is not None:
+        specs = [resolve_task(t, f"tasks[{i}]") for i, t in enumerate(items.tasks)]
         added["tasks"] = add_tasks(db, study, specs, data_dir=data_dir, now=now)
-    if "examples" in body:
-        examples = [example_from_json(e, f"examples[{i}]") for i, e in enumerate(v.array(body["examples"], "examples", max_len=50_000))]
+    if items.examples is not None:
+        examples = [Example(id=e.id, text=e.text, label=e.label, extra=dict(e.model_extra or {})) for e in items.examples]
         added["examples"] = add_examples(db, study, examples, now=now)
-    if "gold" in body:
-        added["gold"] = add_gold(db, study, v.array(body["gold"], "gold", max_len=10_000), now=now)
+    if items.gold is not None:
+        added["gold"] = add_gold(db, study, items.gold, now=now)
     return {"study": study.name, "added": added, "units": count_units(db, study)}
-
-
-def example_from_json(value: Any, field: str) -> Example:
-    """Return an Example from `{"id", "text", ...extra}` (extra fields kept), validated."""
-    value = v.obj(value, field)
-    ex_id = v.identifier(value.get("id"), f"{field}.id", max_len=200)
-    txt = v.text(value.get("text"), f"{field}.text")
-    label = value.get("label")
-    if label is not None and not isinstance(label, str):
-        raise ApiError(400, f"{field}.label must be a string", f"{field}.label")
-    extra = {k: val for k, val in value.items() if k not in ("id", "text", "label")}
-    return Example(id=ex_id, text=txt, label=label, extra=extra)
 
 
 def close_study(db: Session, name: str, now: datetime | None = None) -> Study:

@@ -34,3 +34,56 @@ def test_every_operation_documents_its_error_replies(client):
                 assert "401" in op["responses"], (path, method)
             if "requestBody" in op:
                 assert {"400", "413"} <= set(op["responses"]), (path, method)
+
+
+SPEC = {"name": "mine", "title": "T", "description": "d", "labels": ["a", "b"], "label_descriptions": {},
+        "context": "c", "style": "s"}
+#: Request bodies, accepted and refused ones. (Not here: NUL characters and lone surrogates, refused anywhere
+#: in a body before the models run; 1.0 for an integer, which JSON Schema calls an integer and the API refuses.)
+BODIES = {
+    "StudyCreate": [
+        {"name": "s", "kind": "pairwise"}, {"name": "s", "kind": "labeling", "task": "sms_spam", "labels_per_item": 5},
+        {"name": "s", "kind": "labeling", "task": SPEC}, {"name": "s", "kind": "labeling", "task": dict(SPEC, title=" ")},
+        {"name": "s", "kind": "pairwise", "title": None, "max_per_worker": None}, {"name": "s"}, {"kind": "pairwise"},
+        {"name": "s", "kind": "survey"}, {"name": "a b", "kind": "pairwise"}, {"name": "x" * 65, "kind": "pairwise"},
+        {"name": "s", "kind": "pairwise", "judgments_per_pair": "4"}, {"name": "s", "kind": "pairwise", "gold_every": 1},
+        {"name": "s", "kind": "pairwise", "judgments_per_pair": True}, {"name": "s", "kind": "pairwise", "colour": 1},
+        {"name": "s", "kind": "pairwise", "examples_per_task": 21}, {"name": "s", "kind": "labeling", "task": 5},
+        {"name": "s", "kind": "labeling", "task": dict(SPEC, data_name="../x")}, ["name"],
+    ],
+    "ItemsAdd": [
+        {"tasks": ["sms_spam", SPEC]}, {"examples": [{"id": 3, "text": "t", "extra": [1]}]}, {"tasks": []},
+        {"gold": [{"id": "g", "text": "t", "answer": "ham"}, {"left": "a", "right": "b", "answer": "a"}]},
+        {"gold": [{"left": "a", "right": "b", "answer": "a", "text": "t"}]}, {"examples": [{"id": "a b", "text": "t"}]},
+        {"examples": [{"id": "a", "text": ""}]}, {"examples": [{"id": "a"}]}, {}, {"tasks": None}, {"colour": []},
+        {"examples": "i1"}, {"tasks": [dict(SPEC, colour=1)]},
+    ],
+    "SessionCreate": [{"worker_id": "w-1"}, {"worker_id": 42}, {"worker_id": "w", "signature": "ab"}, {}, {"worker_id": ""},
+                      {"worker_id": -1}, {"worker_id": ["w"]}, {"worker_id": "w" * 129}, {"worker_id": "w", "x": 1}],
+    "Answer": [{"label": "ham"}, {"winner": "imdb"}, {"label": ""}, {"label": 1}, {}, {"label": "a", "winner": "b"},
+               {"label": None}, {"label": "a", "x": 1}, "ham"],
+}
+
+
+def test_the_document_accepts_exactly_the_bodies_the_server_validates(client):
+    """The document's request schemas and the server's checks are the same models: for each body, the
+    document's JSON Schema and the server's validation agree on accept or refuse."""
+    from jsonschema import Draft202012Validator
+
+    from annotation_server import api_models
+    from annotation_server.errors import ApiError
+    from annotation_server.validation import validate as server_accepts
+
+    doc = client.get("/api/v1/openapi.json").get_json()
+    for name, bodies in BODIES.items():
+        document = Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": doc["components"]})
+        verdicts = set()
+        for body in bodies:
+            try:
+                server_accepts(getattr(api_models, name), body)
+                accepted = True
+            except ApiError:
+                accepted = False
+            assert document.is_valid(body) == accepted, (name, body, accepted)
+            verdicts.add(accepted)
+        assert verdicts == {True, False}, name  # both kinds of body were tried
