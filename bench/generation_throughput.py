@@ -20,7 +20,7 @@
     batched side only: on an idle 2-core machine 2 threads gave 3.6x, 1 thread 2.8x. Target >= 3x.
 
 (c) The whole engine at a real API's rate limit: the loopback endpoint (own process, 200 ms latency,
-    `generation.openai_server.CannedReplies`) behind `generation.openai_server.RateLimit`: 8
+    `tests.support.openai_server.CannedReplies`) behind `tests.support.openai_server.RateLimit`: 8
     requests/s and 90,000 tokens/min (token buckets holding one second of each; a request costs
     its prompt tokens + max_tokens, so as the zero-shot conversations grow the token limit binds
     too). Beyond them: 429 at once with `retry-after` in whole seconds (as OpenAI sends it), a
@@ -37,6 +37,13 @@
     headers), and the same for a fixed run: when the endpoint serves again after the storm's end,
     when it is back to 80% of the allowed rate (over 2 s), and whether the run ends with exactly 100
     texts per label.
+
+(e) `--case serve` only: the packaged model served by `transformers serve` (Hugging Face's own
+    OpenAI-compatible server; needs `transformers[serving]`: fastapi, uvicorn) with continuous
+    batching, talked to by the `openai` backend, vs today's `local` backend, on the demo's zero-shot
+    generation step for sms_spam (same config, same prompts, same per_label, cache off), runs
+    alternating, medians of texts/s and CPU seconds per text (for serve: this process plus the
+    server's process tree). Both sides get the same OpenMP/torch threads.
 
 Both baselines are measured in the same run; the load average is printed with the results.
 Run: `python bench/generation_throughput.py` (runs at nice 10; about 20 minutes on a 2-core CPU,
@@ -61,9 +68,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from generation.backends.base import ChatRequest  # noqa: E402
 from generation.engine import GenerationConfig  # noqa: E402
 from generation.limiter import describe  # noqa: E402
-from generation.openai_server import CannedReplies, ChatCompletionServer, RateLimit  # noqa: E402
 from generation.prompts import ZeroShotConversation  # noqa: E402
 from subjlab.tasks import get_task  # noqa: E402
+from tests.support.openai_server import CannedReplies, ChatCompletionServer, RateLimit  # noqa: E402
 
 def _serve(latency: float, port_queue) -> None:
     server = ChatCompletionServer(CannedReplies(latency))
@@ -361,13 +368,115 @@ def bench_local_batching(n_texts: int, batch: int, max_tokens: int, threads: int
     return {"wall": (wall[1], wall[batch]), "cpu": (cpu[1], cpu[batch])}
 
 
+def _start_transformers_serve(port: int, threads: int):
+    """Start `transformers serve` on the packaged SmolLM2 GGUF (its own process, `threads` OpenMP
+    threads); return (process, base URL, model id) once it answers, or raise RuntimeError."""
+    import subprocess
+    import urllib.request
+
+    from subjlab.models import smollm2_gguf_path
+
+    gguf = smollm2_gguf_path()
+    exe = Path(sys.executable).with_name("transformers")
+    cmd = [str(exe), "serve", f"{gguf.parent}:{gguf.name}", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+           "--continuous-batching"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
+    log = tempfile.NamedTemporaryFile("w+", prefix="transformers-serve-", suffix=".log", delete=False)
+    print(f"  $ OMP_NUM_THREADS={threads} {' '.join(cmd)}   (log: {log.name})", flush=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"transformers serve exited with {proc.returncode}; see {log.name}")
+        try:
+            with urllib.request.urlopen(f"{url}/v1/models", timeout=5) as resp:
+                model = json.loads(resp.read())["data"][0]["id"]
+            return proc, f"{url}/v1", model
+        except OSError:
+            time.sleep(2)
+    proc.terminate()
+    raise RuntimeError(f"transformers serve did not answer within 900 s; see {log.name}")
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children (serve generates in a child)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def bench_transformers_serve(per_label: int, repeats: int, threads: int, port: int = 8797) -> dict[str, dict]:
+    """(e) The demo's zero-shot generation step for sms_spam (subjlab/configs/demo.toml: concurrency
+    36, 48 max tokens, a diversity turn after every text, 2-turn conversations), `per_label` texts a
+    label, cache off: the `local` backend (in process, the model loaded once beforehand) vs the
+    `openai` backend talking to `transformers serve` on the same GGUF (own process, loaded once
+    beforehand). Runs alternate; medians of texts/s and of CPU seconds per text (this process plus,
+    for serve, the server's process tree)."""
+    import dataclasses
+    import statistics
+
+    from generation.backends.local import LocalBackend
+    from generation.engine import generate
+    from subjlab.runner.config import load_config
+    from subjlab.runner.demo import demo_config_path
+    from subjlab.runner.task_steps import generation_config
+
+    study = load_config(demo_config_path())
+    demo = generation_config(GenerationConfig, study, get_task("sms_spam"), "zero_shot", None)
+    local_cfg = dataclasses.replace(demo, per_label=per_label, cache=False, progress=False, threads=threads)
+    local = LocalBackend(batch_size=local_cfg.concurrency, threads=threads)
+    proc, url, model = _start_transformers_serve(port, threads)
+    serve_cfg = dataclasses.replace(local_cfg, backend="openai", base_url=url, model=model, api_key="none",
+                                    request_timeout=600.0, threads=None)
+    runs: dict[str, list[dict]] = {"local": [], "serve": []}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(repeats):
+                for name in ("local", "serve"):
+                    out = Path(tmp) / f"{name}-{r}.jsonl"
+                    server_cpu = _tree_cpu(proc.pid) if name == "serve" else 0.0
+                    start, cpu = time.perf_counter(), time.process_time()
+                    summary = generate(local_cfg if name == "local" else serve_cfg, out,
+                                       backend=local if name == "local" else None)
+                    wall = time.perf_counter() - start
+                    cpu = time.process_time() - cpu + (_tree_cpu(proc.pid) - server_cpu if name == "serve" else 0.0)
+                    texts = max(1, summary.written)
+                    run = {"texts": summary.written, "wall": wall, "cpu": cpu, "rate": summary.written / wall,
+                           "cpu_per_text": cpu / texts, "requests": summary.requests, "stopped": summary.stopped,
+                           "rejected": {k: v for k, v in summary.filters.items() if v and k != "accepted"},
+                           "sample": [rec["text"] for rec in map(json.loads, out.read_text().splitlines()[:2])]}
+                    runs[name].append(run)
+                    print(f"  {name:5s} run {r + 1}: {run['texts']} texts in {wall:.1f} s = {run['rate']:.3f} texts/s, "
+                          f"{run['cpu_per_text']:.2f} CPU s/text, {run['requests']} requests, "
+                          f"rejected {run['rejected']}, stopped: {run['stopped']}", flush=True)
+    finally:
+        proc.terminate()
+        with contextlib.suppress(Exception):
+            proc.wait(timeout=30)
+    out = {}
+    for name, rs in runs.items():
+        out[name] = {"rate": statistics.median(r["rate"] for r in rs),
+                     "cpu_per_text": statistics.median(r["cpu_per_text"] for r in rs), "sample": rs[0]["sample"]}
+        print(f"  {name}: median {out[name]['rate']:.3f} texts/s, {out[name]['cpu_per_text']:.2f} CPU s/text; "
+              f"first texts: {out[name]['sample']}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for (b) (default: the idle cores at start, as `subjlab run` chooses)")
-    parser.add_argument("--case", choices=("concurrency", "local", "rate-limit", "storm"), default=None,
-                        help="run only (a) concurrency, (b) local, (c) rate-limit or (d) storm (default: all)")
+    parser.add_argument("--case", choices=("concurrency", "local", "rate-limit", "storm", "serve"), default=None,
+                        help="run only (a) concurrency, (b) local, (c) rate-limit, (d) storm or (e) serve "
+                        "(default: all but serve)")
     args = parser.parse_args()
     try:
         os.nice(10)
@@ -407,6 +516,19 @@ def main() -> None:
                 print(f"load average {load_average()}", flush=True)
                 bench_storm(conn, url, 10.0 if args.quick else 30.0)
         print(f"load average {load_average()}")
+    if args.case == "serve":
+        if args.threads is None:
+            from subjlab.runner.util import auto_threads
+
+            args.threads = auto_threads()
+        per_label, repeats = (2, 1) if args.quick else (6, 3)
+        print(f"(e) the demo's zero-shot generation step (sms_spam, {per_label} texts a label, cache off): local "
+              f"backend vs transformers serve + the openai backend, {repeats} run(s) each, alternating, "
+              f"{args.threads} thread(s) each; load average {load_average()}", flush=True)
+        res = bench_transformers_serve(per_label, repeats, args.threads)
+        print(f"serve vs local (medians): {res['serve']['rate'] / res['local']['rate']:.2f}x texts/s, "
+              f"{res['serve']['cpu_per_text'] / res['local']['cpu_per_text']:.2f}x CPU s per text; "
+              f"load average {load_average()}")
 
 
 if __name__ == "__main__":

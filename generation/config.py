@@ -1,22 +1,34 @@
-"""The typed settings of a generation run (`GenerationConfig`) and its result (`RunSummary`)."""
+"""The typed settings of a generation run (`GenerationConfig`); its result is `generation.run_summary.RunSummary`.
+
+A pydantic dataclass (`subjlab.typed_settings`): values are checked against their types and
+bounds, unknown keys are refused, and errors (`SettingsError`, a ValueError) name each bad key.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, InstanceOf
 
 from generation.backends import BACKENDS
 from generation.filters import FilterSettings
 from generation.prompts import DEFAULT_DIVERSITY_EVERY, DEFAULT_SHOTS
-from subjlab.tasks import TaskSpec, get_task
+from subjlab.tasks import TaskSpec, TaskSpecError, get_task
+from subjlab.typed_settings import SettingsError, settings_dataclass
 
 MODES = ("zero-shot", "few-shot")
 
+AtLeastOne = Annotated[int, Field(ge=1)]
+NotNegative = Annotated[int, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+NotNegativeFloat = Annotated[float, Field(ge=0)]
 
-@dataclass
+
+@settings_dataclass
 class GenerationConfig:
     """Everything a generation run needs. Only `task` is required.
 
@@ -54,80 +66,65 @@ class GenerationConfig:
     progress: show a tqdm progress bar on stderr.
     """
 
-    task: str | TaskSpec
+    task: str | InstanceOf[TaskSpec]
     mode: str = "zero-shot"
-    per_label: int = 10
+    per_label: AtLeastOne = 10
     labels: tuple[str, ...] | None = None
     backend: str = "local"
     model: str | None = None
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
-    concurrency: int = 8
+    concurrency: AtLeastOne = 8
     adaptive_concurrency: bool = True
-    conversations: int | None = None
-    diversity_every: int = DEFAULT_DIVERSITY_EVERY
-    max_turns: int = 20
-    stall_turns: int = 2
-    shots: int = DEFAULT_SHOTS
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_tokens: int | None = None
+    conversations: AtLeastOne | None = None
+    diversity_every: NotNegative = DEFAULT_DIVERSITY_EVERY
+    max_turns: AtLeastOne = 20
+    stall_turns: NotNegative = 2  # 0: never abandon a conversation
+    shots: AtLeastOne = DEFAULT_SHOTS
+    temperature: NotNegativeFloat = 0.8
+    top_p: Annotated[float, Field(gt=0, le=1)] = 0.95
+    max_tokens: AtLeastOne | None = None
     seed: int = 0
-    max_requests: int | None = None
-    request_timeout: float = 60.0
-    max_retries: int = 6
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
-    context_window: int | None = None
+    max_requests: NotNegative | None = None
+    request_timeout: Positive = 60.0
+    max_retries: NotNegative = 6
+    backoff_base: NotNegativeFloat = 1.0
+    backoff_max: NotNegativeFloat = 60.0
+    context_window: AtLeastOne | None = None
     cache: bool = True
     cache_path: str | Path | None = None
     data_dir: str | Path | None = None
     word_margin: float = 0.5
-    min_words: int = 3
+    min_words: AtLeastOne = 3
     near_duplicate_threshold: float | None = 0.95
     demo_copy_threshold: float | None = 0.90
-    price_in: float | None = None
-    price_out: float | None = None
-    threads: int | None = None
-    batch_poll_interval: float = 30.0
+    price_in: NotNegativeFloat | None = None
+    price_out: NotNegativeFloat | None = None
+    threads: AtLeastOne | None = None
+    batch_poll_interval: Positive = 30.0
     progress: bool = True
 
     def __post_init__(self) -> None:
+        """The checks types and bounds cannot say (run after them)."""
         if isinstance(self.task, str):
-            self.task = get_task(self.task)
+            try:
+                self.task = get_task(self.task)
+            except TaskSpecError as exc:
+                raise SettingsError([("task", str(exc))]) from None
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.batch_poll_interval <= 0:
-            raise ValueError(f"batch_poll_interval must be positive, got {self.batch_poll_interval}")
+            raise SettingsError([("backend", f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}")])
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.per_label < 1:
-            raise ValueError(f"per_label must be at least 1, got {self.per_label}")
+            raise SettingsError([("mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")])
         if self.labels is not None:
-            self.labels = tuple(self.labels)
             unknown = [lab for lab in self.labels if lab not in self.spec.labels]
             if unknown or not self.labels:
-                raise ValueError(
-                    f"labels {unknown or '(none)'} are not labels of task {self.spec.name!r}: {', '.join(self.spec.labels)}"
-                )
-        if self.stall_turns < 0:
-            raise ValueError(f"stall_turns must be >= 0 (0: never abandon a conversation), got {self.stall_turns}")
-        for name in ("concurrency", "max_turns", "shots", "min_words"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.conversations is not None and self.conversations < 1:
-            raise ValueError(f"conversations must be at least 1, got {self.conversations}")
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}")
-        if self.max_requests is not None and self.max_requests < 0:
-            raise ValueError(f"max_requests must be >= 0, got {self.max_requests}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
-        if self.request_timeout <= 0:
-            raise ValueError(f"request_timeout must be positive, got {self.request_timeout}")
-        self.filter_settings()  # validates the filter fields
+                raise SettingsError([("labels", f"{unknown or '(none)'} are not labels of task {self.spec.name!r}: "
+                                                f"{', '.join(self.spec.labels)}")])
+        try:
+            self.filter_settings()  # validates the filter fields
+        except ValueError as exc:
+            key, _, why = str(exc).partition(" ")
+            raise SettingsError([(key, why)]) from None
 
     @property
     def spec(self) -> TaskSpec:
@@ -195,60 +192,3 @@ def task_digest(spec: TaskSpec) -> str:
     """Return the first 16 hex digits of the sha256 of a task's whole spec (canonical JSON)."""
     blob = json.dumps(spec.to_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
-
-
-@dataclass
-class RunSummary:
-    """What a run did. Token counts and cost cover backend calls made by this run (cache hits are free).
-
-    per_label: clean texts in the output file per label at the end. written: texts this run wrote;
-    resumed: texts found in the output file at the start. filters: rejections per reason and
-    "accepted" (accepted by this run). surplus: clean texts dropped because their label was full.
-    stopped: "complete", "budget" (max_requests spent) or "error: ...". abandoned_conversations:
-    zero-shot conversations given up after `stall_turns` turns without an accepted text.
-    unused_requests: backend calls sent ahead of their round (while the previous round finished)
-    that the round then did not need (answered ones count in `requests` and tokens, and their
-    replies are cached); they are only sent while the budget has room for them.
-    rate_limit: "openai" with the adaptive limit: what limit the run settled at
-    (`generation.limiter.AdaptiveLimiter.report`); None otherwise.
-    """
-
-    task: str
-    mode: str
-    backend: str
-    model: str
-    out: str
-    per_label_target: int
-    per_label: dict[str, int]
-    written: int = 0
-    resumed: int = 0
-    requests: int = 0
-    cache_hits: int = 0
-    retries: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    estimated_cost_usd: float | None = 0.0
-    candidates: int = 0
-    surplus: int = 0
-    filters: dict[str, int] = field(default_factory=dict)
-    rounds: int = 0
-    abandoned_conversations: int = 0
-    unused_requests: int = 0
-    trimmed_requests: int = 0
-    repaired_tail: bool = False
-    elapsed_s: float = 0.0
-    texts_per_s: float = 0.0
-    stopped: str = "complete"
-    rate_limit: dict[str, Any] | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def complete(self) -> bool:
-        """True when every label reached its target."""
-        return all(n >= self.per_label_target for n in self.per_label.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the summary as a JSON-ready dict."""
-        out = asdict(self)
-        out["complete"] = self.complete
-        return out

@@ -6,7 +6,7 @@ answers anything beyond them with 429, and a client that keeps sending at the ce
 time in backoff. `AdaptiveLimiter` sits in front of every call:
 
 - Until the endpoint pushes back, `--concurrency` requests are in flight, as with a fixed limit.
-- Headers (`generation.ratelimit`): when replies carry `x-ratelimit-remaining-*` /
+- Headers (`generation.rate_limit_headers`): when replies carry `x-ratelimit-remaining-*` /
   `x-ratelimit-reset-*`, a request waits until both buckets (requests, and tokens at the request's
   estimated cost: prompt tokens as the endpoint counts them, learnt from `usage`, plus
   `max_tokens`) have room for it, counting what was sent since the last replies and what the
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
 from generation.backends.base import ChatResponse, RetryableError
-from generation.ratelimit import ServerBudget
+from generation.rate_limit_headers import ServerBudget
 
 GROWTH_PER_S = 0.02  #: additive increase: this share of the window's last good size per second
 BETA = 0.9  #: multiplicative decrease: at least this cut on a burst of 429s ...

@@ -1,17 +1,23 @@
 """What a fine-tuning run takes (`TrainConfig`) and what it hands back (`TrainResult`).
 
-Plain dataclasses with no torch import, so the study runner can build configs, hash them
-(`TrainConfig.to_dict()` is JSON-safe) and read results without loading a model.
+Dataclasses with no torch import, so the study runner can build configs, hash them
+(`TrainConfig.to_dict()` is JSON-safe) and read results without loading a model. `TrainConfig` is
+a pydantic dataclass (`subjlab.typed_settings`): values are checked against their types and
+bounds, unknown keys are refused, and errors (`SettingsError`, a ValueError) name each bad key.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
 
 from subjlab.records import Prediction
 from subjlab.tasks import TaskSpec
+from subjlab.typed_settings import SettingsError, settings_dataclass
 from training.metrics import ClassificationMetrics
 
 #: Names that mean "the packaged all-MiniLM-L6-v2" (the default backbone).
@@ -21,7 +27,12 @@ MINILM_DEFAULT_LR = 2e-4
 DEFAULT_LR = 5e-5
 
 
-@dataclass
+AtLeastOne = Annotated[int, Field(ge=1)]
+#: A path given as str or Path, kept as str (so `to_dict()` stays JSON-safe).
+PathText = Annotated[str, BeforeValidator(lambda v: os.fspath(v) if isinstance(v, os.PathLike) else v)]
+
+
+@settings_dataclass
 class TrainConfig:
     """Settings of one fine-tuning run.
 
@@ -43,48 +54,31 @@ class TrainConfig:
     task: str
     labels: tuple[str, ...]
     model: str = ""
-    out_dir: str | None = None
-    epochs: float = 3.0
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    lr: float | None = None
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_length: int = 128
-    val_fraction: float = 0.1
+    out_dir: PathText | None = None
+    epochs: Annotated[float, Field(gt=0)] = 3.0
+    batch_size: AtLeastOne = 16
+    eval_batch_size: AtLeastOne = 64
+    lr: Annotated[float, Field(gt=0)] | None = None
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    max_length: Annotated[int, Field(ge=8)] = 128
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
     seed: int = 42
-    max_steps: int | None = None
-    patience: int | None = 2
-    eval_every: int | None = None
+    max_steps: AtLeastOne | None = None
+    patience: AtLeastOne | None = 2
+    eval_every: AtLeastOne | None = None
     save_model: bool = True
     cpu: bool = False
-    threads: int | None = None
+    threads: AtLeastOne | None = None
     progress: bool = True
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.labels = tuple(self.labels)
+        """The checks types and bounds cannot say (run after them)."""
         if len(self.labels) < 2:
-            raise ValueError(f"labels: a classifier needs at least 2 labels, got {list(self.labels)}")
+            raise SettingsError([("labels", f"a classifier needs at least 2 labels, got {list(self.labels)}")])
         if len(set(self.labels)) != len(self.labels):
-            raise ValueError(f"labels: duplicate labels in {list(self.labels)}")
-        checks = [
-            ("epochs", self.epochs > 0, "must be > 0"),
-            ("batch_size", self.batch_size >= 1, "must be >= 1"),
-            ("eval_batch_size", self.eval_batch_size >= 1, "must be >= 1"),
-            ("lr", self.lr is None or self.lr > 0, "must be > 0"),
-            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
-            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "must be in [0, 1)"),
-            ("max_length", self.max_length >= 8, "must be >= 8"),
-            ("val_fraction", 0 <= self.val_fraction < 1, "must be in [0, 1)"),
-            ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be >= 1"),
-            ("patience", self.patience is None or self.patience >= 1, "must be >= 1"),
-            ("eval_every", self.eval_every is None or self.eval_every >= 1, "must be >= 1"),
-            ("threads", self.threads is None or self.threads >= 1, "must be >= 1"),
-        ]
-        for name, ok, why in checks:
-            if not ok:
-                raise ValueError(f"{name}: {why}, got {getattr(self, name)!r}")
+            raise SettingsError([("labels", f"duplicate labels in {list(self.labels)}")])
 
     @classmethod
     def for_task(cls, task: TaskSpec, **settings: Any) -> "TrainConfig":

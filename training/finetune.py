@@ -59,7 +59,7 @@ def _train(config: TrainConfig, train: Sequence[Example], eval: Sequence[Example
     from training.backbone import load_backbone, quiet_transformers, resolve_model
     from training.batches import encode
     from training.distributed import backend_name, make_accelerator, per_process, prepare_eval_loader, prepare_train_loader
-    from training.outputs import MODEL_DIR, write_outputs
+    from training.run_files import MODEL_DIR, write_outputs
     from training.predict import class_probabilities, to_predictions
 
     started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 - `openai`: any OpenAI-compatible Chat Completions endpoint (OpenAI, vLLM, Ollama, llama.cpp server)
   through the official `openai` async client (`generation.backends.openai_backend`).
-- `openai-batch`: the same endpoints through the OpenAI Batch API (`generation.batch_api`).
+- `openai-batch`: the same endpoints through the OpenAI Batch API (`generation.backends.openai_batch`).
 - `local`: a Hugging Face causal LM on this machine, by default the packaged SmolLM2-135M-Instruct
   GGUF converted once and cached (`generation.backends.local`).
 
@@ -29,7 +29,7 @@ def make_backend(name: str, **kwargs: Any) -> Backend:
 
         return OpenAIBackend(**kwargs)
     if name == "openai-batch":
-        from generation.batch_api import OpenAIBatchBackend
+        from generation.backends.openai_batch import OpenAIBatchBackend
 
         return OpenAIBatchBackend(**kwargs)
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

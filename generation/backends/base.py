@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from generation.prompts import Message
-from generation.ratelimit import RateLimitHeaders
+from generation.rate_limit_headers import RateLimitHeaders
 
 
 @dataclass(frozen=True)

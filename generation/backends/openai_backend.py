@@ -1,7 +1,7 @@
 """The `openai` backend: any OpenAI-compatible Chat Completions endpoint via the official async client.
 
-OpenAI itself, vLLM, Ollama, a llama.cpp server or `python -m generation.openai_server` all work:
-point `base_url` at the endpoint (…/v1). The API key comes from `api_key`, else $OPENAI_API_KEY;
+OpenAI itself, vLLM, Ollama or a llama.cpp server all work (the tests talk to the loopback
+stand-in `tests.support.openai_server`): point `base_url` at the endpoint (…/v1). The API key comes from `api_key`, else $OPENAI_API_KEY;
 the base URL from `base_url`, else $OPENAI_BASE_URL, else OpenAI. Servers that need no key
 (vLLM, Ollama) get the placeholder "EMPTY" when a base URL is set and no key is.
 
@@ -10,7 +10,7 @@ connection errors twice itself, honouring Retry-After, so the engine's limiter w
 429s): the engine retries, through its adaptive limiter (`generation.limiter`), what this backend
 reports as `RetryableError` (429, 408/409, 5xx, timeouts, connection errors, malformed bodies),
 honouring the server's Retry-After; 401/403 raise `BackendAuthError`. Every reply's rate-limit
-headers (`x-ratelimit-*`, `retry-after(-ms)`, read by `generation.ratelimit`) ride along on the
+headers (`x-ratelimit-*`, `retry-after(-ms)`, read by `generation.rate_limit_headers`) ride along on the
 `ChatResponse` or the `RetryableError` (`rate_limit`).
 """
 
@@ -32,7 +32,7 @@ from generation.backends.base import (
     RetryableError,
 )
 from generation.prompts import Message
-from generation.ratelimit import parse_retry_after, read_rate_limit
+from generation.rate_limit_headers import parse_retry_after, read_rate_limit
 
 __all__ = ["DEFAULT_OPENAI_MODEL", "OpenAIBackend", "estimate_tokens", "parse_retry_after"]
 

@@ -2,7 +2,7 @@
 
 - `make_set(task, mode, per_label, ...)`: a set written by the real generation engine (prompts, the
   real `openai` client, parsing, filters, the append-only output and its summary) against the loopback
-  OpenAI-compatible server of `generation.openai_server` answering with the generation tests'
+  OpenAI-compatible server of `tests.support.openai_server` answering with the generation tests'
   deterministic `ScriptedResponder`; few-shot demonstrations come from the data bundled with subjlab.
 - `labeled_study` / `judged_study`: a labeling study over real SMS messages and a pairwise study over
   real registry tasks, built and answered through the server's JSON API on a real SQLite database
@@ -77,7 +77,7 @@ def no_outside_network(monkeypatch):
 @pytest.fixture(scope="module")
 def chat_server():
     """The loopback OpenAI-compatible server answering with deterministic 8-word texts."""
-    from generation.openai_server import ChatCompletionServer
+    from tests.support.openai_server import ChatCompletionServer
 
     server = ChatCompletionServer(_generation.ScriptedResponder(), "127.0.0.1", 0, "scripted").start()
     yield server

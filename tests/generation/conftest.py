@@ -4,7 +4,7 @@
 request body, so the same request always gets the same text), after a fixed latency, and can be
 told to fail chosen requests (status codes with headers, slow replies, malformed bodies). It logs
 every request and the peak number in flight. The servers are real HTTP servers
-(`generation.openai_server.ChatCompletionServer`) that the real `openai` client talks to.
+(`tests.support.openai_server.ChatCompletionServer`) that the real `openai` client talks to.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import pytest
 
-from generation.openai_server import ChatCompletionServer, Reply, completion_body, error_reply
+from tests.support.openai_server import ChatCompletionServer, Reply, completion_body, error_reply
 
 VOCAB = (
     "apple river market cloud signal garden orbit lantern pepper violet canyon harbor meadow rocket "

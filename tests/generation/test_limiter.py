@@ -1,5 +1,5 @@
 """`generation.limiter`: the AIMD window on its own, and the adaptive limit of whole runs against
-a rate-limited OpenAI-compatible server on 127.0.0.1 (`generation.openai_server.RateLimit`, the
+a rate-limited OpenAI-compatible server on 127.0.0.1 (`tests.support.openai_server.RateLimit`, the
 real `openai` client): budget headers respected, few 429s, convergence from 429s alone, a storm of
 429s waited out, exact counts, and what the summary says."""
 
@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from generation.engine import GenerationConfig, GenerationError, generate, summary_path
 from generation.limiter import BETA, EMPTY_BETA, GROWTH_PER_S, REBOUND, SERVED_SHARE, AIMDWindow, describe
-from generation.openai_server import RateLimit, completion_body, prompt_tokens
 from subjlab.cli import cli
 from subjlab.records import read_examples
+from tests.support.openai_server import RateLimit, completion_body, prompt_tokens
 
 
 def _serve_a_second_of(window: AIMDWindow, per_s: int, start: float = 0.0) -> float:

@@ -12,11 +12,11 @@ from generation.backends.base import ChatRequest
 from generation.backends.local import DEFAULT_LOCAL_MODEL, ensure_converted, plan_batches
 from generation.engine import GenerationConfig, generate
 from generation.filters import is_meta
-from generation.openai_server import ChatCompletionServer, local_model_responder
 from generation.prompts import ZeroShotConversation
 from subjlab.models import smollm2_gguf_path
 from subjlab.records import read_examples
 from subjlab.tasks import get_task
+from tests.support.openai_server import ChatCompletionServer, local_model_responder
 
 pytestmark = pytest.mark.slow
 

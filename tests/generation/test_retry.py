@@ -13,11 +13,11 @@ from generation.backends.base import BackendAuthError, ChatRequest, RetryableErr
 from generation.backends.openai_backend import OpenAIBackend
 from generation.judge import JudgeConfig, judge_tasks
 from generation.limiter import AdaptiveLimiter
-from generation.openai_server import RateLimit
 from generation.prompts import Message
 from generation.retry import RetriesExhausted, RetryPolicy, with_retries
 from subjlab.records import read_judgments
 from subjlab.tasks import get_task
+from tests.support.openai_server import RateLimit
 
 REQUEST = ChatRequest((Message("user", "Write an SMS text message."),), max_tokens=20)
 

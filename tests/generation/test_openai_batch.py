@@ -8,7 +8,7 @@ import json
 import pytest
 
 from generation.backends.base import BackendError, ChatRequest
-from generation.batch_api import OpenAIBatchBackend
+from generation.backends.openai_batch import OpenAIBatchBackend
 from generation.engine import GenerationConfig, generate
 from generation.prompts import ZeroShotConversation
 from subjlab.tasks import get_task

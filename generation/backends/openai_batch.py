@@ -20,14 +20,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Sequence
 
 from generation.backends.base import BackendError, ChatRequest, ChatResponse, RetryableError
 from generation.backends.openai_backend import OpenAIBackend, _message
+from subjlab.atomic import write_json_atomic
 from subjlab.models import cache_dir
 
 ENDPOINT = "/v1/chat/completions"
@@ -60,13 +59,7 @@ class _BatchState:
             return self._read().get(key)
 
     def _write(self, data: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, data, indent=1)
 
     def set(self, key: str, batch_id: str | None) -> None:
         with self._lock:

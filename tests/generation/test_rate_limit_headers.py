@@ -1,4 +1,4 @@
-"""`generation.ratelimit`: reading OpenAI's rate-limit headers and Retry-After, and the client's
+"""`generation.rate_limit_headers`: reading OpenAI's rate-limit headers and Retry-After, and the client's
 view of the endpoint's buckets that decides when a request fits."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from generation.ratelimit import (
+from generation.rate_limit_headers import (
     SLACK_S,
     RateLimitHeaders,
     RefillRate,

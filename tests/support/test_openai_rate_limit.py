@@ -1,4 +1,4 @@
-"""`generation.openai_server.RateLimit`: OpenAI's request and token rate limits in front of a
+"""`tests.support.openai_rate_limit.RateLimit`: OpenAI's request and token rate limits in front of a
 responder (the stand-in endpoint of the rate-limit tests and benchmark)."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from generation.openai_server import RateLimit, Reply, completion_body, format_duration, prompt_tokens
-from generation.ratelimit import parse_duration, read_rate_limit
+from generation.rate_limit_headers import parse_duration, read_rate_limit
+from tests.support.openai_rate_limit import RateLimit, format_duration
+from tests.support.openai_replies import Reply, completion_body, prompt_tokens
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "x" * 40}], "max_tokens": 10}
 
