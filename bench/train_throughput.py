@@ -85,7 +85,7 @@ def trainer_vs_loop(args: argparse.Namespace) -> None:
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
 
     from subjlab.data import load_split
-    from subjlab.models import minilm_path
+    from subjlab.packaged_models import minilm_path
     from subjlab.tasks import get_task
     from training import TrainConfig, train_classifier
     from training.backbone import load_backbone, quiet_transformers

@@ -2,7 +2,7 @@
 from disk instead of the backend, so repeating a run costs no calls and a resumed run replays the
 conversations it had.
 
-One SQLite file (default `subjlab.models.cache_dir()/generation/responses.sqlite`) in WAL mode:
+One SQLite file (default `subjlab.packaged_models.cache_dir()/generation/responses.sqlite`) in WAL mode:
 several processes may read and write it at once (busy timeout). `put` stores one response and
 `put_many` a group (the engine stores each round's responses in one transaction), each committed
 before it returns, so a crash (kill -9) never loses or corrupts a response that was stored.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from generation.backends.base import ChatRequest, ChatResponse
-from subjlab.models import cache_dir
+from subjlab.packaged_models import cache_dir
 
 
 def default_cache_path() -> Path:

@@ -1,6 +1,6 @@
 """Loading an encoder as a sequence classifier for a task's labels (no downloads unless the hub allows).
 
-The packaged all-MiniLM-L6-v2 (`subjlab.models.minilm_path()`) is a sentence-transformers folder whose
+The packaged all-MiniLM-L6-v2 (`subjlab.packaged_models.minilm_path()`) is a sentence-transformers folder whose
 top level holds a BERT `config.json`, weights and tokenizer, so `AutoModelForSequenceClassification`
 loads it as `BertForSequenceClassification` with a NEW classification head (`classifier.weight`,
 `classifier.bias`). That is expected, not an error: the head is what fine-tuning trains. transformers'
@@ -23,7 +23,7 @@ def resolve_model(model: str) -> str:
     from training.config import MINILM_ALIASES
 
     if model.strip().lower() in MINILM_ALIASES:
-        from subjlab.models import minilm_path
+        from subjlab.packaged_models import minilm_path
 
         return str(minilm_path())
     path = Path(model).expanduser()

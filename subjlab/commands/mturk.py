@@ -8,59 +8,23 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import click
 
-from subjlab.commands._database import db_option, open_session
+from subjlab.commands._database import open_session
+from subjlab.commands._mturk_options import (
+    DB_OPTION,
+    ENDPOINT_OPTION,
+    ENV_OPTION,
+    STUDY_OPTION,
+    mturk_client,
+    common_options,
+    emit_outcomes,
+    emit_session_checks,
+    mturk_errors,
+)
 from subjlab.commands._output import FORMAT_OPTION, emit_json, emit_table
 from subjlab.commands._study_data import EXCLUSION_RULE_OPTIONS, RULE_FIELDS, apply_options
-
-STUDY_OPTION = click.option("--study", "study", required=True, metavar="NAME", help="The study's name.")
-DB_OPTION = db_option()
-ENV_OPTION = click.option(
-    "--sandbox/--live", "sandbox", default=True, show_default=True,
-    help="The MTurk requester sandbox (fake money, https://workersandbox.mturk.com) or the live marketplace.")
-ENDPOINT_OPTION = click.option(
-    "--endpoint-url", default=None, metavar="URL",
-    help="MTurk API endpoint to use instead of the sandbox/live one (e.g. a local stand-in) "
-         "[default: $AWS_ENDPOINT_URL_MTURK, else the sandbox or live endpoint].")
-
-
-def _common(f):
-    for option in (FORMAT_OPTION, ENDPOINT_OPTION, ENV_OPTION, DB_OPTION, STUDY_OPTION):
-        f = option(f)
-    return f
-
-
-def _client(sandbox: bool, endpoint_url: str | None):
-    from annotation_server.mturk.client import connect
-
-    mturk = connect(live=not sandbox, endpoint_url=endpoint_url)
-    if not mturk.endpoint.is_default:
-        click.echo(f"MTurk endpoint: {mturk.endpoint.url} (from {mturk.endpoint.source}; {mturk.environment})", err=True)
-    return mturk
-
-
-def _mturk_errors(fn):
-    """Turn botocore's errors (AWS refusals, missing credentials) into `error: ...` lines."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return fn(*args, **kwargs)
-        except ClientError as exc:
-            err = exc.response.get("Error", {})
-            raise ValueError(f"MTurk: {err.get('Code', 'error')}: {err.get('Message', exc)}") from None
-        except BotoCoreError as exc:
-            raise ValueError(f"MTurk: {exc} (credentials come from the standard AWS chain: environment, "
-                             "~/.aws/credentials, SSO or an instance role)") from None
-
-    return wrapper
-
 
 @click.group()
 def mturk() -> None:
@@ -127,7 +91,7 @@ def mturk() -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation with --live.")
 @click.option("--dry-run", is_flag=True, help="Print the cost and the first create_hit request; create nothing.")
 @FORMAT_OPTION
-@_mturk_errors
+@mturk_errors
 def publish(study: str, public_url: str, hits: int, assignments: int, reward: str, title: str, description: str,
             keywords: str, duration: str, lifetime: str, auto_approve: str, frame_height: int, locales: tuple[str, ...],
             min_approval_rate: int, min_approved: int, exclude_participants: bool, sandbox: bool,
@@ -175,7 +139,7 @@ def publish(study: str, public_url: str, hits: int, assignments: int, reward: st
         if not sandbox and n_new and not yes:
             click.confirm(f"Publish {n_new} HIT(s) on the LIVE marketplace for ${pub.money(estimate.total)} "
                           "of real money?", abort=True, err=True)
-        client = _client(sandbox, endpoint_url)
+        client = mturk_client(sandbox, endpoint_url)
         result = pub.publish(db, client, study, public_url, hits, spec, exclude_participants=exclude_participants,
                              allow_http=allow_http)
     worker_site = "https://worker.mturk.com" if not sandbox else "https://workersandbox.mturk.com"
@@ -197,8 +161,8 @@ def publish(study: str, public_url: str, hits: int, assignments: int, reward: st
 
 # --------------------------------------------------------------------------------------------- status
 @mturk.command()
-@_common
-@_mturk_errors
+@common_options
+@mturk_errors
 def status(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | None, fmt: str) -> None:
     """Show each HIT's state on MTurk: available, pending and completed assignments, expiry.
 
@@ -207,7 +171,7 @@ def status(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
     from annotation_server.mturk.review import hit_statuses
 
     with open_session(db_url, write=True) as db:
-        rows = hit_statuses(db, _client(sandbox, endpoint_url), study)
+        rows = hit_statuses(db, mturk_client(sandbox, endpoint_url), study)
     if fmt == "json":
         emit_json({"study": study, "hits": [r.to_json() for r in rows]})
         return
@@ -218,7 +182,7 @@ def status(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
 
 # --------------------------------------------------------------------------------------------- review
 @mturk.command()
-@_common
+@common_options
 @click.option("--approve-if", default=None, metavar="RULE",
               help='Approve submitted assignments whose worker matches, e.g. "gold>=0.8 and agreement>=0.5". '
                    "Names: gold, agreement, seconds, units, gold_answered, attention_failed, flagged (the "
@@ -228,7 +192,7 @@ def status(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
 @click.option("--feedback", default=None, help="Message to workers with the approvals/rejections.")
 @click.option("--dry-run", is_flag=True, help="Show what the rules would do; change nothing on MTurk.")
 @apply_options(EXCLUSION_RULE_OPTIONS)
-@_mturk_errors
+@mturk_errors
 def review(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | None, fmt: str,
            approve_if: str | None, reject_if: str | None, feedback: str | None, dry_run: bool,
            **thresholds: float | int | None) -> None:
@@ -251,12 +215,12 @@ def review(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
     reject_rule = parse_rule(reject_if) if reject_if else None
     rules = exclusion_rules(**{k: thresholds.get(k) for k in RULE_FIELDS})
     with open_session(db_url, write=True) as db:
-        result = run_review(db, _client(sandbox, endpoint_url), study, approve_rule, reject_rule, feedback, dry_run,
+        result = run_review(db, mturk_client(sandbox, endpoint_url), study, approve_rule, reject_rule, feedback, dry_run,
                             rules=rules)
     if fmt == "json":
         emit_json(result.to_json())
         return
-    _emit_session_checks(result.sessions, fmt, "MTurk")
+    emit_session_checks(result.sessions, fmt, "MTurk")
     emit_table(f"Assignments of {study} ({result.environment}{', dry run' if dry_run else ''})",
                ["assignment", "worker", "status", "units", "gold", "agreement", "s/unit", "flags", "action"],
                [[r["assignment_id"], r["worker_id"], r["status"], r["units"], r["gold_accuracy"], r["agreement"],
@@ -271,33 +235,13 @@ def review(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
                f"participation qualification given to {result.qualified} new worker(s)")
 
 
-def _emit_session_checks(checks, fmt: str, platform: str) -> None:
-    """The sessions the platform did not confirm, with the reason (their answers are left out by default)."""
-    unconfirmed = [c for c in checks if c.status == "unconfirmed"]
-    if fmt == "json":
-        return
-    click.echo(f"{len(checks) - len(unconfirmed)} of {len(checks)} session(s) confirmed by {platform}")
-    if unconfirmed:
-        emit_table(f"Unconfirmed sessions (their {sum(c.answers for c in unconfirmed)} answers are left out of "
-                   "exports, rankings and agreement; --include-unconfirmed brings them back)",
-                   ["session", "worker", "entry", "reference", "answers", "reason"],
-                   [[c.session_id, c.worker_id, c.entry, c.entry_ref, c.answers, c.reason] for c in unconfirmed])
-
-
 # --------------------------------------------------------------------------------------------- actions
-def _emit_outcomes(outcomes, fmt: str, title: str) -> None:
-    if fmt == "json":
-        emit_json({"actions": [{"kind": o.kind, "target": o.target, "outcome": o.outcome, "detail": o.detail} for o in outcomes]})
-        return
-    emit_table(title, ["action", "target", "outcome", "detail"], [[o.kind, o.target, o.outcome, o.detail or None] for o in outcomes])
-
-
 @mturk.command()
-@_common
+@common_options
 @click.argument("assignment_ids", nargs=-1)
 @click.option("--all-submitted", is_flag=True, help="Approve every submitted assignment of the study.")
 @click.option("--feedback", default=None, help="Optional message to the workers.")
-@_mturk_errors
+@mturk_errors
 def approve(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | None, fmt: str,
             assignment_ids: tuple[str, ...], all_submitted: bool, feedback: str | None) -> None:
     """Approve assignments (pay their reward); an assignment already approved is not approved again.
@@ -309,19 +253,19 @@ def approve(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | N
     if not assignment_ids and not all_submitted:
         raise click.UsageError("give assignment ids or --all-submitted")
     with open_session(db_url, write=True) as db:
-        client = _client(sandbox, endpoint_url)
+        client = mturk_client(sandbox, endpoint_url)
         ids = list(assignment_ids)
         if all_submitted:
             ids += [a.assignment_id for a in rv.sync_assignments(db, client, study) if a.mturk_status == "Submitted"]
         outcomes = [rv.approve(db, client, study, a, feedback) for a in dict.fromkeys(ids)]
-    _emit_outcomes(outcomes, fmt, f"Approvals in {study}")
+    emit_outcomes(outcomes, fmt, f"Approvals in {study}")
 
 
 @mturk.command()
-@_common
+@common_options
 @click.argument("assignment_ids", nargs=-1, required=True)
 @click.option("--feedback", required=True, help="Why the work is rejected (MTurk shows it to the worker).")
-@_mturk_errors
+@mturk_errors
 def reject(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | None, fmt: str,
            assignment_ids: tuple[str, ...], feedback: str) -> None:
     """Reject assignments with feedback; an assignment already rejected is not rejected again.
@@ -331,17 +275,17 @@ def reject(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
     from annotation_server.mturk import review as rv
 
     with open_session(db_url, write=True) as db:
-        client = _client(sandbox, endpoint_url)
+        client = mturk_client(sandbox, endpoint_url)
         outcomes = [rv.reject(db, client, study, a, feedback) for a in dict.fromkeys(assignment_ids)]
-    _emit_outcomes(outcomes, fmt, f"Rejections in {study}")
+    emit_outcomes(outcomes, fmt, f"Rejections in {study}")
 
 
 @mturk.command()
-@_common
+@common_options
 @click.option("--assignment", "assignment_id", required=True, help="The assignment the bonus is for.")
 @click.option("--amount", required=True, metavar="DOLLARS", help="Bonus in dollars, e.g. 0.25 (MTurk adds 20%).")
 @click.option("--reason", required=True, help="Message to the worker.")
-@_mturk_errors
+@mturk_errors
 def bonus(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | None, fmt: str,
           assignment_id: str, amount: str, reason: str) -> None:
     """Pay a bonus for an assignment (once: re-running never pays twice).
@@ -353,14 +297,14 @@ def bonus(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | Non
 
     value = parse_money(amount, "--amount")
     with open_session(db_url, write=True) as db:
-        outcome = rv.bonus(db, _client(sandbox, endpoint_url), study, assignment_id, value, reason)
-    _emit_outcomes([outcome], fmt, f"Bonus in {study}")
+        outcome = rv.bonus(db, mturk_client(sandbox, endpoint_url), study, assignment_id, value, reason)
+    emit_outcomes([outcome], fmt, f"Bonus in {study}")
 
 
 @mturk.command()
-@_common
+@common_options
 @click.option("--hit", "hit_ids", multiple=True, help="Only this HIT (repeatable) [default: all of the study's HITs].")
-@_mturk_errors
+@mturk_errors
 def expire(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | None, fmt: str,
            hit_ids: tuple[str, ...]) -> None:
     """Expire HITs now: nobody new can accept them; work in progress can still be submitted.
@@ -370,14 +314,14 @@ def expire(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
     from annotation_server.mturk import review as rv
 
     with open_session(db_url, write=True) as db:
-        outcomes = rv.expire(db, _client(sandbox, endpoint_url), study, list(hit_ids))
-    _emit_outcomes(outcomes, fmt, f"Expired HITs of {study}")
+        outcomes = rv.expire(db, mturk_client(sandbox, endpoint_url), study, list(hit_ids))
+    emit_outcomes(outcomes, fmt, f"Expired HITs of {study}")
 
 
 @mturk.command()
-@_common
+@common_options
 @click.option("--hit", "hit_ids", multiple=True, help="Only this HIT (repeatable) [default: all of the study's HITs].")
-@_mturk_errors
+@mturk_errors
 def delete(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | None, fmt: str,
            hit_ids: tuple[str, ...]) -> None:
     """Delete HITs on MTurk (they must be expired with every assignment reviewed). The study's data stays.
@@ -387,8 +331,8 @@ def delete(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
     from annotation_server.mturk import review as rv
 
     with open_session(db_url, write=True) as db:
-        outcomes = rv.delete(db, _client(sandbox, endpoint_url), study, list(hit_ids))
-    _emit_outcomes(outcomes, fmt, f"Deleted HITs of {study}")
+        outcomes = rv.delete(db, mturk_client(sandbox, endpoint_url), study, list(hit_ids))
+    emit_outcomes(outcomes, fmt, f"Deleted HITs of {study}")
 
 
 # --------------------------------------------------------------------------------------------- prolific
@@ -449,4 +393,4 @@ def prolific_review(study: str, api_url: str | None, db_url: str | None, fmt: st
     if fmt == "json":
         emit_json({"study": study, "sessions": [c.to_json() for c in checks]})
         return
-    _emit_session_checks(checks, fmt, "Prolific")
+    emit_session_checks(checks, fmt, "Prolific")

@@ -15,7 +15,7 @@ import pytest
 
 from analysis.embeddings import Embedder, EmbeddingStore, embed_texts, model_id, normalize_rows, text_key
 from subjlab.data import load_split
-from subjlab.models import minilm_path
+from subjlab.packaged_models import minilm_path
 from subjlab.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[2]

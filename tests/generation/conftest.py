@@ -122,7 +122,7 @@ def _api_key(monkeypatch):
 @pytest.fixture(scope="session")
 def local_backend():
     """The packaged SmolLM2-135M-Instruct, loaded once per session (converted once, cached in
-    `subjlab.models.cache_dir()/models`, reused by later sessions). One torch thread while it
+    `subjlab.packaged_models.cache_dir()/models`, reused by later sessions). One torch thread while it
     generates: on a CPU shared with other jobs, oversubscribed OpenMP threads run ~10x slower."""
     from generation.backends.local import LocalBackend
 

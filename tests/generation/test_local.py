@@ -13,7 +13,7 @@ from generation.backends.local import DEFAULT_LOCAL_MODEL, ensure_converted, pla
 from generation.engine import GenerationConfig, generate
 from generation.filters import is_meta
 from generation.prompts import ZeroShotConversation
-from subjlab.models import smollm2_gguf_path
+from subjlab.packaged_models import smollm2_gguf_path
 from subjlab.records import read_examples
 from subjlab.tasks import get_task
 from tests.support.openai_server import ChatCompletionServer, local_model_responder

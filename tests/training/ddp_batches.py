@@ -24,7 +24,7 @@ def features(data_dir: str):
     from transformers import AutoTokenizer
 
     from subjlab.data import load_split
-    from subjlab.models import minilm_path
+    from subjlab.packaged_models import minilm_path
     from subjlab.tasks import get_task
     from training.batches import encode
 
