@@ -2,9 +2,10 @@
 
 Every estimate is a point value with a percentile interval (95% by default) from B resamples:
 
-- Test items are resampled with replacement (n items per resample). With `strata` (e.g. the
-  agreement level of each item) the items are resampled within each stratum, so every subset
-  "a_i >= γ" keeps its size in every resample and nested subsets stay nested.
+- Test items are resampled with replacement (n items per resample). A subset "a_i >= γ" is scored
+  on the resampled items that reach γ, so its size varies between resamples as it would between test
+  samples (the test slices are drawn per label, not per agreement level); resamples in which no item
+  reaches γ are left out (only likely for subsets of a few items, whose bands say little anyway).
 - Seeds: a model family trained with S seeds has S prediction lists on the same items. Each
   resample also draws S seeds with replacement and averages their scores on the resampled items
   (a two-level bootstrap), so the interval pools the spread over test items with the spread over
@@ -112,59 +113,58 @@ def percentile_interval(replicates: np.ndarray | Sequence[float], level: float =
     return float(low), float(high)
 
 
-def resample_indices(n: int, n_resamples: int, rng: np.random.Generator, strata: Sequence[Any] | None = None) -> np.ndarray:
-    """Return a (n_resamples, n) matrix of item indices drawn with replacement.
-
-    With `strata` (one key per item) each stratum is resampled within itself: its columns hold only
-    its own items and keep its size. Columns are grouped by stratum in first-seen order.
-    """
+def resample_indices(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Return a (n_resamples, n) matrix of item indices drawn with replacement."""
     if n < 1:
         raise ValueError("resampling needs at least one item")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
-    if strata is None:
-        return rng.integers(0, n, size=(n_resamples, n))
-    if len(strata) != n:
-        raise ValueError(f"{len(strata)} strata for {n} items")
-    groups: dict[Any, list[int]] = {}
-    for i, key in enumerate(strata):
-        groups.setdefault(key, []).append(i)
-    blocks = []
-    for members in groups.values():
-        idx = np.asarray(members)
-        blocks.append(idx[rng.integers(0, len(idx), size=(n_resamples, len(idx)))])
-    return np.concatenate(blocks, axis=1)
+    return rng.integers(0, n, size=(n_resamples, n))
 
 
-def accuracy_replicates(gold: np.ndarray, predictions: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Accuracy of coded `predictions` (n,) against `gold` (n,) on each resample row of `idx` (B, m)."""
-    return (gold[idx] == predictions[idx]).mean(axis=1)
+def accuracy_replicates(gold: np.ndarray, predictions: np.ndarray, idx: np.ndarray,
+                        keep: np.ndarray | None = None) -> np.ndarray:
+    """Accuracy of coded `predictions` (n,) against `gold` (n,) on each resample row of `idx` (B, m).
+
+    `keep` (n,) bool scores only the resampled items it marks; a row with none of them is NaN.
+    """
+    right = gold[idx] == predictions[idx]
+    if keep is None:
+        return right.mean(axis=1)
+    w = keep[idx]
+    counts = w.sum(axis=1)
+    return np.divide((right & w).sum(axis=1), counts, out=np.full(idx.shape[0], np.nan), where=counts > 0)
 
 
-def macro_f1_replicates(gold: np.ndarray, predictions: np.ndarray, idx: np.ndarray, n_classes: int) -> np.ndarray:
-    """Macro-F1 over the gold classes present in each resample row of `idx` (as `analysis.evaluation.score`)."""
+def macro_f1_replicates(gold: np.ndarray, predictions: np.ndarray, idx: np.ndarray, n_classes: int,
+                        keep: np.ndarray | None = None) -> np.ndarray:
+    """Macro-F1 over the gold classes present in each resample row of `idx` (as `analysis.evaluation.score`).
+
+    `keep` (n,) bool scores only the resampled items it marks; a row with none of them is NaN.
+    """
     g = gold[idx]
     p = predictions[idx]
+    w = np.ones(idx.shape, dtype=bool) if keep is None else keep[idx]
     total = np.zeros(idx.shape[0])
     present = np.zeros(idx.shape[0])
     for c in range(n_classes):
-        is_g = g == c
-        is_p = p == c
+        is_g = (g == c) & w
+        is_p = (p == c) & w
         tp = np.count_nonzero(is_g & is_p, axis=1)
         denominator = np.count_nonzero(is_g, axis=1) + np.count_nonzero(is_p, axis=1)  # 2tp + fp + fn
         here = is_g.any(axis=1)
         f1 = np.divide(2.0 * tp, denominator, out=np.zeros(idx.shape[0]), where=denominator > 0)
         total += np.where(here, f1, 0.0)
         present += here
-    return total / present  # every row has at least one gold class present
+    return np.divide(total, present, out=np.full(idx.shape[0], np.nan), where=present > 0)
 
 
-def _metric(runs: CodedRuns, metric: str, idx: np.ndarray) -> np.ndarray:
-    """(S, B) scores of every seed of `runs` on the resample rows of `idx`."""
+def _metric(runs: CodedRuns, metric: str, idx: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """(S, B) scores of every seed of `runs` on the resample rows of `idx` (only items in `keep`)."""
     if metric == "accuracy":
-        return np.stack([accuracy_replicates(runs.gold, p, idx) for p in runs.predictions])
+        return np.stack([accuracy_replicates(runs.gold, p, idx, keep) for p in runs.predictions])
     if metric == "macro_f1":
-        return np.stack([macro_f1_replicates(runs.gold, p, idx, runs.n_classes) for p in runs.predictions])
+        return np.stack([macro_f1_replicates(runs.gold, p, idx, runs.n_classes, keep) for p in runs.predictions])
     raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
 
 
@@ -212,8 +212,9 @@ def code_runs(*families: Sequence[Sequence[Prediction]]) -> list[CodedRuns]:
     return out
 
 
-def _point(runs: CodedRuns, metric: str, columns: np.ndarray | None = None) -> float:
-    cols = np.arange(len(runs.items)) if columns is None else columns
+def _point(runs: CodedRuns, metric: str, keep: np.ndarray | None = None) -> float:
+    """The mean over seeds of the score on all items (or on the items in `keep`)."""
+    cols = np.arange(len(runs.items)) if keep is None else np.flatnonzero(keep)
     return float(_metric(runs, metric, cols[None, :]).mean())
 
 
@@ -250,17 +251,16 @@ def difference_estimate(a: Sequence[Sequence[Prediction]], b: Sequence[Sequence[
     return difference_bootstrap(a, b, metric, n_resamples, seed).estimate(level)
 
 
-def _agreement_strata(runs: CodedRuns, agreements: Mapping[str, float] | Sequence[Agreement]) -> np.ndarray:
+def _agreement_values(runs: CodedRuns, agreements: Mapping[str, float] | Sequence[Agreement]) -> np.ndarray:
     amap = agreements if isinstance(agreements, Mapping) else {a.item: a.agreement for a in agreements}
     missing = [i for i in runs.items if i not in amap]
     if missing:
         raise ValueError(f"{len(missing)} predicted item(s) have no agreement value, e.g. {missing[:3]}")
-    return np.array([round(float(amap[i]) / EPS) * EPS for i in runs.items])
+    return np.array([float(amap[i]) for i in runs.items])
 
 
-def _subset_columns(idx: np.ndarray, values: np.ndarray, gamma: float) -> np.ndarray:
-    """Columns of a stratified resample matrix whose items reach γ (the same columns in every row)."""
-    return np.flatnonzero(values[idx[0]] >= gamma - EPS)
+def _reaching(values: np.ndarray, gamma: float) -> np.ndarray:
+    return values >= gamma - EPS
 
 
 def gamma_estimates(per_seed: Sequence[Sequence[Prediction]], agreements: Mapping[str, float] | Sequence[Agreement],
@@ -268,39 +268,36 @@ def gamma_estimates(per_seed: Sequence[Sequence[Prediction]], agreements: Mappin
                     seed: int = 0, level: float = LEVEL) -> list[Estimate | None]:
     """Return per γ the score on items with a_i >= γ and its interval (None where no item reaches γ).
 
-    Items are resampled within their agreement level, so each γ subset keeps its size n.
+    All test items are resampled; each γ is scored on the resampled items that reach it (n = the
+    subset's size in the data). Resamples without such an item are left out of that γ's interval.
     """
     (runs,) = code_runs(per_seed)
-    values = _agreement_strata(runs, agreements)
+    values = _agreement_values(runs, agreements)
     rng = np.random.default_rng(seed)
-    idx = resample_indices(len(runs.items), n_resamples, rng, strata=values)
+    idx = resample_indices(len(runs.items), n_resamples, rng)
     out: list[Estimate | None] = []
     for gamma in gammas:
-        cols = _subset_columns(idx, values, gamma)
-        if cols.size == 0:
+        keep = _reaching(values, gamma)
+        if not keep.any():
             out.append(None)
             continue
-        sub = idx[:, cols]
-        point = _point(runs, metric, np.flatnonzero(values >= gamma - EPS))
-        out.append(Bootstrap(point, pool_seeds(_metric(runs, metric, sub), rng), int(cols.size), runs.n_seeds).estimate(level))
+        per_seed_reps = _metric(runs, metric, idx, keep)
+        ok = np.all(np.isfinite(per_seed_reps), axis=0)
+        reps = pool_seeds(per_seed_reps[:, ok], rng)
+        out.append(Bootstrap(_point(runs, metric, keep), reps, int(keep.sum()), runs.n_seeds).estimate(level))
     return out
 
 
 def _rise(runs: CodedRuns, values: np.ndarray, idx: np.ndarray, gamma_low: float, gamma_high: float,
           metric: str, rng: np.random.Generator) -> tuple[float, np.ndarray, int, int]:
-    low_cols = _subset_columns(idx, values, gamma_low)
-    high_cols = _subset_columns(idx, values, gamma_high)
-    if high_cols.size == 0 or low_cols.size == 0:
-        raise ValueError(f"no item reaches γ = {gamma_high:g}" if low_cols.size else f"no item reaches γ = {gamma_low:g}")
-    # one seed draw for both subsets: the rise of the same (resampled) models
-    both = np.concatenate([_metric(runs, metric, idx[:, high_cols]), -_metric(runs, metric, idx[:, low_cols])])
-    n_seeds = runs.n_seeds
-    picks = rng.integers(0, n_seeds, size=(idx.shape[0], n_seeds)) if n_seeds > 1 else np.zeros((idx.shape[0], 1), int)
-    cols = np.arange(idx.shape[0])[:, None]
-    reps = (both[picks, cols] + both[picks + n_seeds, cols]).mean(axis=1)
-    point = (_point(runs, metric, np.flatnonzero(values >= gamma_high - EPS))
-             - _point(runs, metric, np.flatnonzero(values >= gamma_low - EPS)))
-    return point, reps, int(low_cols.size), int(high_cols.size)
+    """Point value and (B,) replicates of score(a_i >= gamma_high) − score(a_i >= gamma_low); NaN rows
+    where a resample holds no item of the high subset."""
+    low, high = _reaching(values, gamma_low), _reaching(values, gamma_high)
+    if not low.any() or not high.any():
+        raise ValueError(f"no item reaches γ = {gamma_high if low.any() else gamma_low:g}")
+    diff = _metric(runs, metric, idx, high) - _metric(runs, metric, idx, low)  # (S, B): one seed draw for both
+    point = _point(runs, metric, high) - _point(runs, metric, low)
+    return point, pool_seeds(diff, rng), int(low.sum()), int(high.sum())
 
 
 @dataclass(frozen=True)
@@ -318,14 +315,15 @@ def rise_estimate(per_seed: Sequence[Sequence[Prediction]], agreements: Mapping[
                   gamma_low: float, gamma_high: float, metric: Metric = "accuracy", n_resamples: int = N_RESAMPLES,
                   seed: int = 0, level: float = LEVEL) -> Rise:
     """Return how much the score rises from the items with a_i >= gamma_low to those with a_i >= gamma_high,
-    with a stratified bootstrap interval (both subsets scored on the same resample)."""
+    with a bootstrap interval (both subsets scored on the same resample)."""
     if gamma_high <= gamma_low:
         raise ValueError(f"gamma_high ({gamma_high}) must be above gamma_low ({gamma_low})")
     (runs,) = code_runs(per_seed)
-    values = _agreement_strata(runs, agreements)
+    values = _agreement_values(runs, agreements)
     rng = np.random.default_rng(seed)
-    idx = resample_indices(len(runs.items), n_resamples, rng, strata=values)
+    idx = resample_indices(len(runs.items), n_resamples, rng)
     point, reps, n_low, n_high = _rise(runs, values, idx, gamma_low, gamma_high, metric, rng)
+    reps = reps[np.isfinite(reps)]
     return Rise(gamma_low, gamma_high, n_low, n_high, Bootstrap(point, reps, n_low, runs.n_seeds).estimate(level))
 
 
@@ -335,13 +333,17 @@ def rise_difference_estimate(a: Sequence[Sequence[Prediction]], b: Sequence[Sequ
                              seed: int = 0, level: float = LEVEL) -> Estimate:
     """Return rise(a) − rise(b) (see `rise_estimate`) with a paired interval: both families are scored
     on the same resampled items."""
+    if gamma_high <= gamma_low:
+        raise ValueError(f"gamma_high ({gamma_high}) must be above gamma_low ({gamma_low})")
     runs_a, runs_b = code_runs(a, b)
-    values = _agreement_strata(runs_a, agreements)
+    values = _agreement_values(runs_a, agreements)
     rng = np.random.default_rng(seed)
-    idx = resample_indices(len(runs_a.items), n_resamples, rng, strata=values)
+    idx = resample_indices(len(runs_a.items), n_resamples, rng)
     point_a, reps_a, n_low, _ = _rise(runs_a, values, idx, gamma_low, gamma_high, metric, rng)
     point_b, reps_b, _, _ = _rise(runs_b, values, idx, gamma_low, gamma_high, metric, rng)
-    return Bootstrap(point_a - point_b, reps_a - reps_b, n_low, min(runs_a.n_seeds, runs_b.n_seeds)).estimate(level)
+    reps = reps_a - reps_b
+    return Bootstrap(point_a - point_b, reps[np.isfinite(reps)], n_low,
+                     min(runs_a.n_seeds, runs_b.n_seeds)).estimate(level)
 
 
 def mean_estimate(values: Sequence[float], n_resamples: int = N_RESAMPLES, seed: int = 0, level: float = LEVEL) -> Estimate:

@@ -90,7 +90,7 @@ def _echo(line: str) -> None:
 
 
 def _finish(outcome) -> None:
-    from analysis.report import table_header, table_rows
+    from subjlab.runner.report import table_header, table_rows
     from subjlab.commands._output import emit_table
 
     report = outcome.report

@@ -45,11 +45,13 @@ Layout (every table optional except `[study]`; defaults in parentheses)::
     [evaluation]
     gammas = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     diversity = true                    # diversity/similarity of each training set (true)
+    bootstrap = 2000                    # resamples behind every 95% interval of the report (2000)
     [evaluation.agreement]              # task = "agreement.jsonl" ({"item", "agreement"} per test id)
     [evaluation.labels]                 # task = "labels.jsonl" (crowd labels per test id -> agreement)
 
-Relative paths are resolved against the config file's folder. Financial PhraseBank needs no
-agreement file: its test split carries the real per-sentence agreement level.
+Relative paths are resolved against the config file's folder. A task whose test split carries its
+own human annotations needs no agreement file: per-item `ratings` (tweet_sarcasm) or a documented
+agreement level (Financial PhraseBank) give a_i (`analysis.data_agreement`).
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ class EvaluationSettings:
 
     gammas: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     diversity: bool = True
+    bootstrap: int = 2000
     agreement: Mapping[str, Path] = field(default_factory=dict)
     labels: Mapping[str, Path] = field(default_factory=dict)
 
@@ -177,7 +180,7 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
         "backbones", "epochs", "max_length", "batch_size", "learning_rate", "max_steps", "min_steps", "seeds",
         "options",
     ),
-    "evaluation": ("gammas", "diversity", "agreement", "labels"),
+    "evaluation": ("gammas", "diversity", "bootstrap", "agreement", "labels"),
 }
 
 
@@ -429,6 +432,7 @@ def config_from_mapping(data: Mapping[str, Any], source: Path) -> StudyConfig:
     evaluation = EvaluationSettings(
         gammas=tuple(sorted({float(x) for x in gammas_raw})),
         diversity=e.boolean("diversity", True),
+        bootstrap=e.integer("bootstrap", 2000, 200),
         agreement=e.path_table("agreement", task_names),
         labels=e.path_table("labels", task_names),
     )

@@ -175,16 +175,27 @@ def stratified_items(n_per_level: dict[float, int], right: dict[float, int]):
     return preds, agreements
 
 
-def test_gamma_subsets_keep_their_size_and_match_a_bootstrap_of_the_subset_alone():
+def test_gamma_subsets_match_a_hand_bootstrap_of_all_items_scored_on_those_reaching_gamma():
     preds, agreements = stratified_items({1.0: 60, 0.8: 40, 0.6: 50}, {1.0: 54, 0.8: 28, 0.6: 25})
     at = gamma_estimates([preds], agreements, [0.5, 0.8, 1.0, 1.01], n_resamples=4000, seed=8)
     assert [e.n if e else None for e in at] == [150, 100, 60, None]
     assert [e.value for e in at[:3]] == pytest.approx([107 / 150, 82 / 100, 54 / 60])
-    # γ = 1: the 60 items of that level alone, resampled by hand
+    # by hand: resample all 150 items, score the drawn items whose agreement reaches γ
+    right = [p.prediction == p.label for p in preds]
+    level = [agreements[p.id] for p in preds]
     draw = random.Random(2)
-    hand = [sum(draw.randrange(60) < 54 for _ in range(60)) / 60 for _ in range(4000)]
-    low, high = hand_percentiles(hand, 0.95)
-    assert at[2].low == pytest.approx(low, abs=0.01) and at[2].high == pytest.approx(high, abs=0.01)
+    for est, gamma in zip(at[1:3], (0.8, 1.0)):
+        hand = []
+        for _ in range(4000):
+            drawn = [draw.randrange(150) for _ in range(150)]
+            kept = [right[i] for i in drawn if level[i] >= gamma]
+            hand.append(sum(kept) / len(kept))
+        low, high = hand_percentiles(hand, 0.95)
+        assert est.low == pytest.approx(low, abs=0.012) and est.high == pytest.approx(high, abs=0.012)
+    # one item at a level of its own: the band is that item's score, never an error
+    single = gamma_estimates([preds + [Prediction(id="top", label="a", prediction="a")]], {**agreements, "top": 1.5},
+                             [1.5], n_resamples=300)
+    assert (single[0].n, single[0].low, single[0].high) == (1, 1.0, 1.0)
     with pytest.raises(ValueError, match="no agreement value"):
         gamma_estimates([preds], {"s0": 1.0}, [0.5])
 

@@ -55,6 +55,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path):
     assert config.train_seeds() == (13,)
     assert config.data.train_per_label == 150
     assert config.evaluation.gammas == (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    assert config.evaluation.bootstrap == 2000
     assert config.judgments is None
 
 
@@ -68,6 +69,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path):
         (MINIMAL + "[training]\nepoch = 2\n", "training.epoch", "unknown key"),
         (MINIMAL + "[generation]\nbackend = 'hf'\n", "generation.backend", "must be one of local, openai"),
         (MINIMAL + "[evaluation]\ngammas = [0.5, 1.5]\n", "evaluation.gammas[1]", "[0, 1]"),
+        (MINIMAL + "[evaluation]\nbootstrap = 50\n", "evaluation.bootstrap", ">= 200"),
         (MINIMAL + "[data]\ntrain_per_label = 5\nsmall_real_per_label = 9\n", "data.small_real_per_label", "must not exceed"),
         ("[study]\nname = 'x'\ntasks = ['sms_spam']\nconditions = ['real', 'gpt']\n", "study.conditions[1]", "unknown condition"),
         ("[study]\nname = 'x'\ntasks = ['sms_spam']\njudgments = 'missing.jsonl'\n", "study.judgments", "no such file"),
