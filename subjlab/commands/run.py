@@ -99,6 +99,10 @@ def _finish(outcome) -> None:
                    table_rows(report, backbone, "macro_f1"))
         emit_table(f"Accuracy (%) on the real test split, backbone {backbone}", table_header(report),
                    table_rows(report, backbone, "accuracy"))
+    if report.findings:
+        counts = {v: sum(f.verdict == v for f in report.findings) for v in ("supported", "contradicted", "undetermined")}
+        click.echo(f"Findings of the paper, judged by 95% intervals: {counts['supported']} supported, "
+                   f"{counts['contradicted']} contradicted, {counts['undetermined']} undetermined (one line each in the report)")
     if report.crowd is None:
         click.echo("Task subjectivity: not measured (no crowd judgments); the report says how to collect them.")
     click.echo(f"report: {outcome.files.html}")

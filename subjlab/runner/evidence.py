@@ -19,10 +19,12 @@ All statistics are `analysis.intervals`; this module only reads step outputs and
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from analysis.intervals import (
+    EPS,
     Bootstrap,
     difference_bootstrap,
     mean_difference_estimate,
@@ -77,6 +79,11 @@ class TaskRows:
     gap_bootstraps: dict[tuple[str, str], Bootstrap] = field(default_factory=dict)
 
 
+def task_seed(seed: int, task: str) -> int:
+    """A bootstrap seed for `task` derived from the study's `seed` (stable across runs and machines)."""
+    return (seed * 1_000_003 + zlib.crc32(task.encode("utf-8"))) % 2**32
+
+
 def seed_predictions(trained: Sequence[StepResult]) -> list[list[Prediction]]:
     """Return the test predictions of each seed's model."""
     return [read_predictions(r.path("predictions.jsonl")) for r in trained]
@@ -84,7 +91,11 @@ def seed_predictions(trained: Sequence[StepResult]) -> list[list[Prediction]]:
 
 def task_rows(task: TaskSpec, results: TaskResults, conditions: Sequence[str], backbones: Sequence[str],
               gammas: Sequence[float], settings: Intervals) -> TaskRows:
-    """Return the report rows of one task (see the module docstring); `gammas` is the study's γ grid."""
+    """Return the report rows of one task (see the module docstring); `gammas` is the study's γ grid.
+
+    The bootstrap seed is the study's, mixed with the task's name: tasks get independent resamples (the
+    gap-vs-subjectivity interval combines them), the conditions of one task share theirs."""
+    settings = replace(settings, seed=task_seed(settings.seed, task.name))
     rows = TaskRows()
     preds = {key: seed_predictions(trained) for key, trained in results.trained.items()}
     for (cond, backbone), per_seed in preds.items():
@@ -120,7 +131,7 @@ def _score_contrasts(task: TaskSpec, backbone: str, preds: dict, conditions: Seq
         return difference_bootstrap(preds[(a, backbone)], preds[(b, backbone)], metric,  # type: ignore[arg-type]
                                     settings.n_resamples, settings.seed)
 
-    if (("real", backbone)) in preds:
+    if ("real", backbone) in preds:
         for cond in [c for c in conditions if c != "real" and (c, backbone) in preds]:
             for metric in ("macro_f1", "accuracy"):
                 boot = diff("real", cond, metric)
@@ -135,10 +146,9 @@ def _score_contrasts(task: TaskSpec, backbone: str, preds: dict, conditions: Seq
 def rise_gammas(agreements: dict[str, float], items: Sequence[str], gammas: Sequence[float]) -> tuple[float, float] | None:
     """Return (lowest γ, the highest γ whose subset of `items` holds >= MIN_RISE_ITEMS items and fewer than
     the lowest γ's subset), or None when no γ qualifies."""
-    eps = 1e-6
     low = min(gammas)
-    n_low = sum(agreements[i] >= low - eps for i in items)
-    fit = [g for g in gammas if g > low and MIN_RISE_ITEMS <= sum(agreements[i] >= g - eps for i in items) < n_low]
+    n_low = sum(agreements[i] >= low - EPS for i in items)
+    fit = [g for g in gammas if g > low and MIN_RISE_ITEMS <= sum(agreements[i] >= g - EPS for i in items) < n_low]
     return (low, max(fit)) if fit else None
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from analysis.intervals import difference_estimate, rise_estimate, score_estimate
 from subjlab.records import Agreement, Prediction, write_records
-from subjlab.runner.evidence import MIN_RISE_ITEMS, TaskResults, rise_gammas, task_info, task_rows
+from subjlab.runner.evidence import MIN_RISE_ITEMS, TaskResults, rise_gammas, task_info, task_rows, task_seed
 from subjlab.runner.report_model import Intervals
 from subjlab.runner.steps import Step, StepRunner
 from subjlab.tasks import get_task
@@ -24,6 +24,7 @@ N = 120
 #: agreement: 60 items at 1.0, 30 at 0.8, 30 at 0.6
 LEVEL = [1.0] * 60 + [0.8] * 30 + [0.6] * 30
 SETTINGS = Intervals(n_resamples=800, seed=5)
+SEED = task_seed(5, TASK.name)  # the bootstrap seed task_rows uses for this task
 
 
 def predictions(right) -> list[Prediction]:
@@ -79,7 +80,7 @@ def seeds(cond: str) -> list[list[Prediction]]:
 def test_cells_pool_two_seeds_and_match_the_interval_functions(results):
     rows = task_rows(TASK, results, ("real", "zero_shot", "few_shot"), ("minilm",), (0.5, 0.8, 1.0), SETTINGS)
     cell = next(c for c in rows.performance if c.condition == "zero_shot")
-    expected = score_estimate(seeds("zero_shot"), "accuracy", SETTINGS.n_resamples, SETTINGS.seed)
+    expected = score_estimate(seeds("zero_shot"), "accuracy", SETTINGS.n_resamples, SEED)
     assert cell.accuracy == pytest.approx(0.65) and cell.n_seeds == 2 and cell.eval_size == N
     assert (cell.accuracy_interval.low, cell.accuracy_interval.high) == (expected.low, expected.high)
     assert cell.train_size == 110 and cell.macro_f1_interval.low < cell.macro_f1 < cell.macro_f1_interval.high
@@ -90,7 +91,7 @@ def test_gaps_and_order_are_paired_contrasts(results):
     gaps = {(c.b, c.metric): c.estimate for c in rows.contrasts if c.kind == "gap"}
     assert set(gaps) == {(c, m) for c in ("zero_shot", "few_shot") for m in ("macro_f1", "accuracy")}
     assert gaps[("zero_shot", "accuracy")] == difference_estimate(seeds("real"), seeds("zero_shot"), "accuracy",
-                                                                  SETTINGS.n_resamples, SETTINGS.seed)
+                                                                  SETTINGS.n_resamples, SEED)
     order = next(c for c in rows.contrasts if c.kind == "order")
     assert (order.a, order.b, order.metric) == ("few_shot", "zero_shot", "macro_f1") and order.estimate.value > 0
     assert set(rows.gap_bootstraps) == {("minilm", "zero_shot"), ("minilm", "few_shot")}
@@ -102,12 +103,17 @@ def test_rise_with_gamma_and_its_steepness_for_synthetic_models(results):
     rises = {c.a: c for c in rows.contrasts if c.kind == "rise"}
     assert set(rises) == {"real", "zero_shot", "few_shot"}
     amap = {f"t{i}": LEVEL[i] for i in range(N)}
-    expected = rise_estimate(seeds("real"), amap, 0.5, 1.0, "accuracy", SETTINGS.n_resamples, SETTINGS.seed)
+    expected = rise_estimate(seeds("real"), amap, 0.5, 1.0, "accuracy", SETTINGS.n_resamples, SEED)
     assert rises["real"].estimate == expected.estimate and rises["real"].estimate.above(0)
     assert rises["real"].detail == "γ 0.5 (n=120) → γ 1 (n=60)"
     steeper = {c.a: c.estimate for c in rows.contrasts if c.kind == "steeper"}
     # real rises by design; zero-shot does not: the synthetic model's rise is the smaller one here
     assert set(steeper) == {"zero_shot", "few_shot"} and steeper["zero_shot"].below(0)
+
+
+def test_tasks_get_their_own_stable_bootstrap_seeds():
+    assert task_seed(5, "tweet_sarcasm") == task_seed(5, "tweet_sarcasm") != task_seed(5, "humor")
+    assert task_seed(5, "humor") != task_seed(6, "humor") and 0 <= task_seed(2**40, "x") < 2**32
 
 
 def test_rise_uses_the_highest_gamma_that_still_holds_enough_items():

@@ -84,6 +84,7 @@ def test_first_run_runs_every_step_and_prints_progress_report_path_and_table(stu
     assert " (CPU " in result.output  # every step that ran reports its CPU time beside its wall time
     assert f"[{total}/{total}] " in result.output
     assert "Macro-F1 (%) on the real test split, backbone minilm" in result.output
+    assert "Findings of the paper, judged by 95% intervals: " in result.output
     assert f"report: {run_dir / 'report.html'}" in result.output
     log = read_log(run_dir / "steps.jsonl")
     assert len(log) == total and {r.status for r in log} == {"ran"}
