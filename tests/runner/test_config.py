@@ -31,8 +31,8 @@ def test_packaged_demo_config_validates_with_four_tasks_and_the_local_backend():
     assert config.generation.backend == "local"
     assert config.training.backbones == ("minilm",)
     assert config.conditions == CONDITIONS
-    assert config.generation.per_label == 12 and config.data.train_per_label == 100
-    assert config.training.min_steps == 16
+    assert config.generation.per_label == 12 and config.data.train_per_label == 80
+    assert config.training.min_steps == 12
     assert config.training.max_length == 64
     # sized for the report's intervals: every bundled test text, two seeds
     assert config.data.test_per_label == 200 and config.train_seeds() == (13, 14)
