@@ -180,6 +180,7 @@ def study(name: str):
         ranking = reports.ranking(db, name) if info["kind"] == "pairwise" else None
         agreement = reports.agreement(db, name) if info["kind"] == "labeling" else None
         overview = quality_view.exclusion_overview(db, name, worker_rows=workers)
+        unconfirmed = reports.unconfirmed_sessions(db, name)["unconfirmed"]
         if want_models:
             models = _model_cache().get(info["name"], overview.fingerprint)
             if models is None:
@@ -210,6 +211,7 @@ def study(name: str):
         rules=quality_view.describe_rules(),
         models_requested=want_models,
         models=models,
+        unconfirmed=unconfirmed,
     )
 
 

@@ -7,6 +7,12 @@ the answer tables make a second row impossible even for two identical requests r
 Posting the same answer again returns the stored answer (same reply, no new row); a different answer to
 an answered assignment is a 409.
 
+A lease belongs to the session that received it (`assignment.session_id`): another session, even one of
+the same worker, cannot answer it. Any assignment that is not the caller's own (another session's, an
+unknown id, a handle that names nothing) gets one and the same reply (`NOT_YOURS`, a 409), so replies
+are no oracle of which assignments exist or what they are; only the caller's own lease that expired
+says so.
+
 `record_answer` is the common case in as few statements as possible: the answer is validated first from
 the study's cached metadata, then PostgreSQL runs ONE statement (data-modifying CTEs: mark the slot
 answered, insert the answer row, bump the unit's answer counter; atomic as any single statement) and
@@ -48,6 +54,13 @@ from annotation_server.models import Assignment as AssignmentRow
 from annotation_server.scheduling import ANSWERED_, LEASED_
 
 A = AssignmentRow.__table__.c
+
+NOT_YOURS = "this assignment is not leased to you (it may have expired and gone to someone else); ask for the next assignment"
+
+
+def not_yours() -> ApiError:
+    """The one reply to an answer for an assignment that is not the caller's (or does not exist)."""
+    return ApiError(409, NOT_YOURS, "assignment")
 
 
 @dataclass(frozen=True)
@@ -99,30 +112,34 @@ def _stored_answer(conn: Connection, row, kind: str) -> tuple[int, str, datetime
 def _load(conn: Connection, assignment_id: int):
     S = Study.__table__.c
     return conn.execute(
-        select(A.id, A.study_id, A.worker_id, A.status, A.lease_expires, A.leased_at, A.item_id, A.pair_id, A.gold_id,
+        select(A.id, A.study_id, A.worker_id, A.session_id, A.status, A.lease_expires, A.leased_at, A.item_id, A.pair_id, A.gold_id,
                A.left_task_id, A.right_task_id, S.kind, S.task_spec)
         .join(Study.__table__, S.id == A.study_id)
         .where(A.id == assignment_id)
     ).first()
 
 
-def submit_answer(engine: Engine, assignment_id: int, worker_pk: int, study_id: int, body: Any, now: datetime) -> dict[str, Any]:
-    """Record the answer in `body` for an assignment of the worker; return the 201 reply JSON.
+def submit_answer(engine: Engine, assignment_id: int | None, worker_pk: int, session_id: int, study_id: int, body: Any,
+                  now: datetime) -> dict[str, Any]:
+    """Record the answer in `body` for an assignment the session holds; return the 201 reply JSON.
 
-    ApiError: 400 malformed/wrong field, 404 unknown assignment, 409 someone else's assignment / lease
-    expired / answered differently before, 422 a label or winner that is not one of the choices.
+    `assignment_id` None: the handle named no slot. ApiError: 400 malformed/wrong field, 409 `NOT_YOURS`
+    (another session's or an unknown assignment), 409 own lease expired / answered differently before,
+    422 a label or winner that is not one of the choices.
     """
     answer = parse_answer(body)
+    if assignment_id is None:
+        raise not_yours()
     try:
         with write_engine(engine).begin() as conn:
-            return _submit(conn, assignment_id, worker_pk, study_id, answer, now)
+            return _submit(conn, assignment_id, worker_pk, session_id, study_id, answer, now)
     except IntegrityError:
         # A concurrent identical request won the race: answer like it did (or 409 if it differs).
         with engine.connect() as conn:
             row = _load(conn, assignment_id)
             stored = _stored_answer(conn, row, row.kind) if row is not None else None
             conn.rollback()
-        if row is not None and stored is not None and stored[0] == worker_pk:
+        if row is not None and stored is not None and row.session_id == session_id:
             return _same_or_conflict(row, answer, stored)
         raise ApiError(409, "this unit was already answered by you in another assignment", answer.field) from None
 
@@ -134,20 +151,17 @@ def _same_or_conflict(row, answer: Answer, stored: tuple[int, str, datetime]) ->
     return _reply(row.id, row.kind, answer.field, value, created_at)
 
 
-def _submit(conn: Connection, assignment_id: int, worker_pk: int, study_id: int, answer: Answer, now: datetime) -> dict[str, Any]:
+def _submit(conn: Connection, assignment_id: int, worker_pk: int, session_id: int, study_id: int, answer: Answer,
+            now: datetime) -> dict[str, Any]:
     row = _load(conn, assignment_id)
-    if row is None:
-        raise ApiError(404, f"unknown assignment {assignment_id}", "assignment")
+    if row is None or row.session_id != session_id or row.study_id != study_id or row.worker_id != worker_pk:
+        raise not_yours()  # the same reply whether it exists or not, and whatever it is
     expected = "label" if row.kind == LABELING else "winner"
     if answer.field != expected:
         raise ApiError(400, f"this is a {row.kind} assignment: send {{\"{expected}\": ...}}", answer.field)
     stored = _stored_answer(conn, row, row.kind)
     if stored is not None:
-        if stored[0] != worker_pk:
-            raise ApiError(409, "this assignment belongs to another worker", "assignment")
         return _same_or_conflict(row, answer, stored)
-    if row.worker_id != worker_pk or row.study_id != study_id:
-        raise ApiError(409, "this assignment is not leased to you (it expired and went to another worker, or was never yours)", "assignment")
     T = StudyTask.__table__.c
     if row.kind == LABELING:
         labels = row.task_spec["labels"]
@@ -160,11 +174,11 @@ def _submit(conn: Connection, assignment_id: int, worker_pk: int, study_id: int,
         if answer.value not in by_key:
             raise ApiError(422, f"winner must be {keys[row.left_task_id]!r} or {keys[row.right_task_id]!r}, got {answer.value[:80]!r}", "winner")
         choice_id = by_key[answer.value]
-    if not mark_answered(conn, row.id, worker_pk, now):
+    if not mark_answered(conn, row.id, session_id, now):
         # A concurrent request may have answered it a moment ago (PostgreSQL READ COMMITTED: this new
         # statement sees its commit): then this is a repeat, answered like the first.
         stored = _stored_answer(conn, row, row.kind)
-        if stored is not None and stored[0] == worker_pk:
+        if stored is not None:
             return _same_or_conflict(row, answer, stored)
         raise ApiError(409, "your lease on this assignment expired; ask for the next assignment", "assignment")
     if row.gold_id is not None:
@@ -206,17 +220,19 @@ def fast_choice(conn: Connection, cache: MetadataCache, meta: StudyMeta, answer:
 
 _AID, _SID, _WPK, _H, _VAL, _CHOICE = (bindparam("aid"), bindparam("sid"), bindparam("wpk"), bindparam("h"),
                                        bindparam("val", type_=String), bindparam("choice", type_=Integer))
+_SESS = bindparam("sess")
 _NOW = bindparam("now", type_=DateTime(timezone=True))
 
 
 @lru_cache(maxsize=None)
 def _mark_statement(labeling: bool):
-    """UPDATE the slot :aid to answered if it is leased to :wpk (token :h of study :sid) and unexpired at
-    :now (pairwise: and :choice is one of its two tasks); RETURNING what the answer row needs."""
+    """UPDATE the slot :aid to answered if it is leased to session :sess (worker :wpk, token :h, study :sid)
+    and unexpired at :now (pairwise: and :choice is one of its two tasks); RETURNING what the answer row
+    needs."""
     table = AssignmentRow.__table__
     WS = WorkerSession.__table__.c
-    token_ok = select(WS.id).where(WS.token_hash == _H, WS.worker_id == _WPK, WS.study_id == _SID).exists()
-    cond = [table.c.id == _AID, table.c.study_id == _SID, table.c.worker_id == _WPK,
+    token_ok = select(WS.id).where(WS.token_hash == _H, WS.id == _SESS, WS.worker_id == _WPK, WS.study_id == _SID).exists()
+    cond = [table.c.id == _AID, table.c.study_id == _SID, table.c.worker_id == _WPK, table.c.session_id == _SESS,
             table.c.status == LEASED_, table.c.lease_expires >= _NOW, token_ok]
     if not labeling:
         cond.append(or_(table.c.left_task_id == _CHOICE, table.c.right_task_id == _CHOICE))
@@ -237,7 +253,7 @@ def answer_ctes(labeling: bool):
     """(slot, others): the data-modifying CTEs of an answer (PostgreSQL). `slot` marks the slot answered
     and returns its columns (no row when the slot is not leased to the worker); `others` insert the answer
     row or the attention-check answer and bump the unit's counter: add them to the statement with
-    `add_cte`. Parameters :aid, :sid, :wpk, :h, :now, :val, :choice."""
+    `add_cte`. Parameters :aid, :sid, :wpk, :sess, :h, :now, :val, :choice."""
     slot = _mark_statement(labeling).cte("slot")
     G = GoldItem.__table__
     gold = GoldAnswer.__table__.insert().from_select(
@@ -270,7 +286,8 @@ def _fast_one_statement(labeling: bool) -> FastStatement:
 def answer_params(ref: SessionRef, token_hash: str, assignment_id: int, answer: Answer, choice_id: int | None,
                   now: datetime) -> dict[str, Any]:
     """The parameters of the answer statements (`answer_ctes`, `_mark_statement`)."""
-    return {"aid": assignment_id, "sid": ref.study_id, "wpk": ref.worker_pk, "h": token_hash, "now": now,
+    return {"aid": assignment_id, "sid": ref.study_id, "wpk": ref.worker_pk, "sess": ref.session_id, "h": token_hash,
+            "now": now,
             "val": answer.value, "choice": choice_id}
 
 

@@ -26,7 +26,7 @@ from annotation_server.db import autocommit, session_scope
 from annotation_server.errors import ApiError
 from annotation_server.openapi import openapi_document
 from annotation_server.schema import current_revision
-from annotation_server.security import bearer_token, hash_token, require_admin
+from annotation_server.security import bearer_token, bound_chunked_body, hash_token, require_admin
 
 bp = Blueprint("api", __name__)
 
@@ -44,6 +44,7 @@ def _state():
 def _limit_worker_bodies() -> None:
     if request.endpoint in _WORKER_ENDPOINTS:
         request.max_content_length = current_app.config["MAX_WORKER_BODY"]
+    bound_chunked_body()
 
 
 def json_body() -> Any:
@@ -60,11 +61,13 @@ def json_body() -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
     try:
-        return json.loads(text, parse_constant=_no_constants)
+        body = json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", "body") from None
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, f"malformed JSON: {str(exc)[:100]}", "body") from None
+    v.storable_strings(body)
+    return body
 
 
 def _worker(db):
@@ -131,20 +134,23 @@ def start_session(name: str):
     body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object like {\"worker_id\": \"...\"}", "body")
-    unknown = sorted(set(body) - {"worker_id"})
+    unknown = sorted(set(body) - {"worker_id", "signature"})
     if unknown:
-        raise ApiError(400, f"unknown field(s): {unknown[:5]}; allowed: ['worker_id']", str(unknown[0])[:100])
+        raise ApiError(400, f"unknown field(s): {unknown[:5]}; allowed: ['signature', 'worker_id']", str(unknown[0])[:100])
     if "worker_id" not in body:
         raise ApiError(400, "worker_id is required", "worker_id")
+    signature = body.get("signature")
+    if signature is not None and not isinstance(signature, str):
+        raise ApiError(400, "signature must be a string (the sig of a signed entry link)", "signature")
     state = _state()
     now = state.clock()
     token = None
-    if state.hot_engine.url.get_backend_name() == "postgresql":  # one statement in the common case
+    if signature is None and state.hot_engine.url.get_backend_name() == "postgresql":  # one statement, usually
         with autocommit(state.hot_engine) as conn:
             token = sessions.start_session_fast(conn, name, body["worker_id"], now)
     if token is None:
         with session_scope(write=True) as db:
-            token = sessions.start_session(db, name, body["worker_id"], now=now)
+            token = sessions.start_session(db, name, body["worker_id"], now=now, signature=signature)
     return _created({"token": token, "worker_id": body["worker_id"], "study": name})
 
 
@@ -212,11 +218,14 @@ def _wants_next() -> bool:
     raise ApiError(400, "query parameter next must be 1 (reply with the next assignment too) or 0", "next")
 
 
-@bp.post("/assignments/<int(signed=True):assignment_id>")
-def answer(assignment_id: int):
-    """Record an answer; with `?next=1` the reply also carries the worker's next assignment (`"next"`:
-    the same JSON as GET /studies/{name}/next, or null when nothing is left), leased on the same
-    connection right after the answer is committed."""
+@bp.post("/assignments/<path:handle>")
+def answer(handle: str):
+    """Record an answer to the assignment named by `handle` (the opaque string `next` gave); with `?next=1`
+    the reply also carries the worker's next assignment (`"next"`: the same JSON as GET /studies/{name}/next,
+    or null when nothing is left), leased on the same connection right after the answer is committed.
+
+    Only the session that received the assignment may answer it; any other handle (another session's,
+    unknown, malformed) gets one and the same 409 (`answers.NOT_YOURS`)."""
     state = _state()
     token_hash = _token_hash()
     with_next = _wants_next()
@@ -231,34 +240,33 @@ def answer(assignment_id: int):
         body = json_body()
         parsed = answers.parse_answer(body)
         meta = state.cache.study_by_id(conn, ref.study_id)
+        assignment_id = meta.handles.decode(handle) if meta is not None else None
         choice = answers.fast_choice(conn, state.cache, meta, parsed) if meta is not None else False
         now = state.clock()
-        if choice is not False and with_next and one_trip.applies(conn, meta):
+        if assignment_id is not None and choice is not False and with_next and one_trip.applies(conn, meta):
             reply, leased = one_trip.answer_and_next(conn, meta, ref, token_hash, assignment_id, parsed, choice, now,
                                                      state.settings.lease_seconds)
             if reply is not None:
+                reply["assignment"] = handle
                 reply["next"] = (_next_json(conn, meta, token_hash, leased) if leased is not None
                                  else _serve_next(conn, meta, token_hash))
                 return _created(reply)
-        elif choice is not False:
+        elif assignment_id is not None and choice is not False:
             reply = answers.record_answer(conn, meta, ref, token_hash, assignment_id, parsed, choice, now)
             if reply is not None:
+                reply["assignment"] = handle
                 if with_next:
                     reply["next"] = _serve_next(conn, meta, token_hash)
                 return _created(reply)
     with session_scope() as db:  # the long way: a repeat, an expired lease, someone else's or unknown assignment
         who = _worker(db)
-    reply = answers.submit_answer(state.engine, assignment_id, who.worker_pk, who.study_id, body, now)
+    reply = answers.submit_answer(state.engine, assignment_id, who.worker_pk, who.session_id, who.study_id, body, now)
+    reply["assignment"] = handle
     if with_next:
         with autocommit(state.hot_engine) as conn:
             meta = state.cache.study_by_id(conn, who.study_id)
             reply["next"] = _serve_next(conn, meta, token_hash) if meta is not None else None
     return _created(reply)
-
-
-@bp.post("/assignments/<path:bad>")
-def answer_bad_id(bad: str):
-    raise ApiError(404, f"unknown assignment {bad[:40]!r} (assignment ids are integers)", "assignment")
 
 
 @bp.get("/studies/<name>/me")
@@ -300,12 +308,22 @@ def worker_table(name: str) -> Response:
         return jsonify(reports.workers(db, name))
 
 
+@bp.get("/studies/<name>/sessions")
+def unconfirmed_sessions(name: str) -> Response:
+    require_admin()
+    with session_scope() as db:
+        return jsonify(reports.unconfirmed_sessions(db, name))
+
+
 @bp.get("/studies/<name>/export")
 def export_answers(name: str) -> Response:
     require_admin()
     what = request.args.get("what", "")
+    include = request.args.get("include_unconfirmed", "0")
+    if include not in ("0", "1", "false", "true"):
+        raise ApiError(400, "include_unconfirmed must be 1 (also the answers of unconfirmed sessions) or 0", "include_unconfirmed")
     with session_scope() as db:
-        body = export.export_jsonl(db, name, what)
+        body = export.export_jsonl(db, name, what, include_unconfirmed=include in ("1", "true"))
     resp = Response(body, mimetype="application/x-ndjson")
     resp.headers["Content-Disposition"] = f'attachment; filename="{name}-{what}.jsonl"'
     return resp

@@ -5,6 +5,12 @@
 apps as they like. Config keys and their environment variables are listed in CONTRACT.md and
 `docs/server.md`. The schema must already be at the newest migration (`subjlab db upgrade`), unless
 `AUTO_MIGRATE=True` asks the factory to run the migrations itself (tests, demos).
+
+The secret key (browser sessions, CSRF tokens, signed links between pages) must be the same in every
+process serving the app: `SUBJLAB_SECRET_KEY` if set, else a key generated once and kept in the instance
+folder (`INSTANCE_PATH`, `$SUBJLAB_INSTANCE_PATH`, else Flask's instance folder) as `secret_key`, mode
+0600, which every process (gunicorn workers, restarts) reads. A folder where it cannot be kept stops the
+server at start with a message saying what to set, instead of a CSRF failure on half the form posts.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import importlib
 import importlib.util
 import os
 import secrets
+import stat
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
@@ -45,7 +53,12 @@ ENV_VARS = {
     "COOKIE_SECURE": "SUBJLAB_COOKIE_SECURE",
     "DATA_DIR": "SUBJLAB_DATA",
     "DB_POOL_SIZE": "SUBJLAB_DB_POOL_SIZE",
+    "INSTANCE_PATH": "SUBJLAB_INSTANCE_PATH",
+    "ADMIN_SESSION_HOURS": "SUBJLAB_ADMIN_SESSION_HOURS",
 }
+DEFAULT_ADMIN_SESSION_HOURS = 12
+#: The file in the instance folder that keeps the generated secret key.
+SECRET_KEY_FILE = "secret_key"
 
 #: Optional blueprints (module, url_prefix), registered when their module exists.
 OPTIONAL_BLUEPRINTS = (("annotation_server.worker", None), ("annotation_server.admin", "/admin"),
@@ -111,6 +124,8 @@ def load_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
         "AUTO_MIGRATE": False,
         "CLOCK": utcnow,
         "DB_POOL_SIZE": DEFAULT_DB_POOL_SIZE,
+        "INSTANCE_PATH": None,
+        "ADMIN_SESSION_HOURS": DEFAULT_ADMIN_SESSION_HOURS,
     }
     for key, env in ENV_VARS.items():
         if os.environ.get(env):
@@ -121,11 +136,46 @@ def load_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg["MAX_CONTENT_LENGTH"] = int(_number(cfg["MAX_CONTENT_LENGTH"], "MAX_CONTENT_LENGTH (SUBJLAB_MAX_CONTENT_LENGTH)", int))
     cfg["MAX_WORKER_BODY"] = int(_number(cfg["MAX_WORKER_BODY"], "MAX_WORKER_BODY", int))
     cfg["DB_POOL_SIZE"] = int(_number(cfg["DB_POOL_SIZE"], "DB_POOL_SIZE (SUBJLAB_DB_POOL_SIZE)", int))
+    cfg["ADMIN_SESSION_HOURS"] = _number(cfg["ADMIN_SESSION_HOURS"], "ADMIN_SESSION_HOURS (SUBJLAB_ADMIN_SESSION_HOURS)", float)
     if isinstance(cfg["COOKIE_SECURE"], str):
         cfg["COOKIE_SECURE"] = cfg["COOKIE_SECURE"].strip().lower() in ("1", "true", "yes", "on")
-    if not cfg["SECRET_KEY"]:
-        cfg["SECRET_KEY"] = secrets.token_hex(32)
     return cfg
+
+
+def instance_secret_key(folder: str | Path) -> str:
+    """The secret key kept in `folder/secret_key`, generated (mode 0600) by the first process that needs it.
+
+    Several processes may start at once: each writes a candidate to its own temporary file and links it to
+    the final name, which succeeds for exactly one; the others read the winner's key. RuntimeError with what
+    to do when the folder cannot hold it, or when the file is readable by other users."""
+    folder = Path(folder)
+    path = folder / SECRET_KEY_FILE
+    advice = (f"cannot keep the server's secret key in {folder}: set SUBJLAB_SECRET_KEY (the same value for every "
+              "process), or SUBJLAB_INSTANCE_PATH to a folder this user can write")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            tmp = folder / f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_hex(32))
+                    out.flush()
+                    os.fsync(out.fileno())
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass  # another process won: use its key
+            finally:
+                tmp.unlink(missing_ok=True)
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise RuntimeError(f"{path} is readable by other users: run chmod 600 {path} (it signs the server's cookies)")
+        key = path.read_text(encoding="ascii").strip()
+    except OSError as exc:
+        raise RuntimeError(f"{advice} ({exc.strerror or exc})") from None
+    if len(key) < 32:
+        raise RuntimeError(f"{path} does not hold a secret key (delete it to have a new one generated)")
+    return key
 
 
 def _number(value: Any, name: str, kind: type) -> float | int:
@@ -144,7 +194,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     Raises RuntimeError when the database schema is not at the newest migration (and AUTO_MIGRATE is off).
     """
     cfg = load_config(config)
-    app = Flask("annotation_server", static_folder="static", static_url_path="/static", template_folder="templates")
+    app = Flask("annotation_server", static_folder="static", static_url_path="/static", template_folder="templates",
+                instance_path=str(Path(cfg["INSTANCE_PATH"]).resolve()) if cfg["INSTANCE_PATH"] else None)
+    if not cfg["SECRET_KEY"]:
+        cfg["SECRET_KEY"] = instance_secret_key(app.instance_path)
     app.config.update({k: v for k, v in cfg.items() if k != "CLOCK"})
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,

@@ -6,6 +6,8 @@ What is cached (all immutable in the database once created):
   checked against the study's `created_at` whenever a request reads that (the identity query does), so a
   database that was rebuilt under a running server cannot serve stale settings.
 - the task cards of a pairwise study's tasks (`StudyTask` rows are never updated), by task id;
+- the texts of labeling attention checks (`GoldItem` rows are never updated), by check id, so a check
+  is served with the same statements as a regular unit;
 - which worker and study a session token belongs to (`SessionRef`, keyed by the token's SHA-256), in a
   bounded LRU. This is never used as proof of identity: every statement that reads or writes a
   worker's data checks the token against `worker_session` itself; the cache only lets the answer path know
@@ -19,14 +21,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from annotation_server.models import LABELING, Study, StudyTask
+from annotation_server.handles import HandleCodec
+from annotation_server.models import LABELING, GoldItem, Study, StudyTask
 
 #: How many session tokens the cache remembers (LRU).
 SESSION_CACHE_SIZE = 20_000
@@ -47,6 +50,9 @@ class StudyMeta:
     labels: tuple[str, ...] = ()
     label_descriptions: Mapping[str, str] | None = None
     task: Mapping[str, Any] | None = None
+    require_signed_entry: bool = False
+    #: the study's opaque assignment handles (`handles.py`), keyed by its own secret
+    handles: HandleCodec | None = field(default=None, compare=False, repr=False)
 
     @property
     def labeling(self) -> bool:
@@ -82,6 +88,7 @@ def _study_meta(row) -> StudyMeta:
         max_per_worker=row.max_per_worker, gold_every=row.gold_every, created_at=row.created_at,
         labels=tuple(spec.get("labels", ())), label_descriptions=dict(spec.get("label_descriptions", {})) if spec else None,
         task={"name": spec["name"], "title": spec["title"], "description": spec["description"]} if spec else None,
+        require_signed_entry=bool(row.require_signed_entry), handles=HandleCodec(row.signing_secret),
     )
 
 
@@ -106,6 +113,7 @@ class MetadataCache:
         self._by_id: dict[int, StudyMeta] = {}
         self._tasks: dict[int, TaskMeta] = {}
         self._task_keys: dict[tuple[int, str], TaskMeta] = {}
+        self._gold_texts: dict[int, tuple[int, str]] = {}  # gold id -> (study id, text)
         self._sessions: OrderedDict[str, SessionRef] = OrderedDict()
         self._session_capacity = session_capacity
 
@@ -113,7 +121,8 @@ class MetadataCache:
     def _load_study(self, conn: Connection, clause) -> StudyMeta | None:
         S = Study.__table__.c
         row = conn.execute(select(S.id, S.name, S.kind, S.scheduler, S.labels_per_item, S.judgments_per_pair,
-                                  S.max_per_worker, S.gold_every, S.created_at, S.task_spec).where(clause)).first()
+                                  S.max_per_worker, S.gold_every, S.created_at, S.task_spec, S.require_signed_entry,
+                                  S.signing_secret).where(clause)).first()
         if row is None:
             return None
         meta = _study_meta(row)
@@ -148,6 +157,8 @@ class MetadataCache:
             for key in [k for k, t in self._tasks.items() if t.study_id == meta.id]:
                 t = self._tasks.pop(key)
                 self._task_keys.pop((t.study_id, t.key), None)
+            for key in [k for k, (sid, _) in self._gold_texts.items() if sid == meta.id]:
+                del self._gold_texts[key]
         return False
 
     # ------------------------------------------------------------------ tasks
@@ -175,6 +186,22 @@ class MetadataCache:
             self._load_tasks(conn, study_id)
             found = self._task_keys.get((study_id, key))
         return found
+
+    # ------------------------------------------------------------------ attention checks
+    def gold_text(self, conn: Connection, study_id: int, gold_id: int) -> str:
+        """The text of labeling attention check `gold_id` of a study (gold items are never updated; the study's
+        checks are read on a miss). KeyError if the study has no such check."""
+        found = self._gold_texts.get(gold_id)
+        if found is None or found[0] != study_id:
+            G = GoldItem.__table__.c
+            rows = conn.execute(select(G.id, G.text).where(G.study_id == study_id)).all()
+            with self._lock:
+                for gid, text in rows:
+                    self._gold_texts[gid] = (study_id, text)
+            found = self._gold_texts.get(gold_id)
+            if found is None or found[0] != study_id:
+                raise KeyError(f"study {study_id} has no attention check {gold_id}")
+        return found[1]
 
     # ------------------------------------------------------------------ sessions
     def session(self, token_hash: str) -> SessionRef | None:

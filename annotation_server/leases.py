@@ -34,12 +34,12 @@ def write_engine(engine: Engine) -> Engine:
     return engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
-def mark_answered(conn: Connection, slot_id: int, worker_pk: int, now: datetime) -> bool:
-    """Inside the answer's transaction: turn the worker's unexpired lease into `answered`; False if the
-    lease is gone (expired, or the slot belongs to someone else, or it is already answered)."""
+def mark_answered(conn: Connection, slot_id: int, session_id: int, now: datetime) -> bool:
+    """Inside the answer's transaction: turn the session's unexpired lease into `answered`; False if the
+    lease is gone (expired, or the slot belongs to another session, or it is already answered)."""
     result = conn.execute(
         update(Assignment.__table__)
-        .where(A.id == slot_id, A.worker_id == worker_pk, A.status == SLOT_LEASED, A.lease_expires >= now)
+        .where(A.id == slot_id, A.session_id == session_id, A.status == SLOT_LEASED, A.lease_expires >= now)
         .values(status=SLOT_ANSWERED, answered_at=now)
     )
     return result.rowcount == 1
@@ -55,5 +55,6 @@ def reclaim_expired(engine: Engine, now: datetime, study_id: int | None = None) 
         cond = and_(cond, A.study_id == study_id)
     with write_engine(engine).begin() as conn:
         return conn.execute(
-            update(Assignment.__table__).where(cond).values(status=SLOT_OPEN, worker_id=None, leased_at=None, lease_expires=None)
+            update(Assignment.__table__).where(cond).values(status=SLOT_OPEN, worker_id=None, session_id=None, leased_at=None,
+                                                           lease_expires=None)
         ).rowcount

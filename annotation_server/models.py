@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, Index, MetaData, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, Index, MetaData, UniqueConstraint, false
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -68,6 +68,10 @@ class Study(Base, table=True):
     max_per_worker: Optional[int] = None
     gold_every: Optional[int] = None
     completion_secret: str = Field(max_length=64)
+    #: Web entry only through links signed with `signing_secret` (`subjlab study link`; migration 0004).
+    require_signed_entry: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    #: The study's own key (never shown): signed entry links and opaque assignment handles (`handles.py`).
+    signing_secret: Optional[str] = Field(default=None, max_length=64)
     created_at: datetime
     closed_at: Optional[datetime] = None
 
@@ -147,8 +151,18 @@ class Worker(Base, table=True):
     created_at: datetime
 
 
+#: How a session came in (`WorkerSession.entry`) and what the last identity check said (`check_status`).
+ENTRY_API, ENTRY_WEB, ENTRY_SIGNED, ENTRY_MTURK, ENTRY_PROLIFIC = "api", "web", "signed", "mturk", "prolific"
+CONFIRMED, UNCONFIRMED = "confirmed", "unconfirmed"
+
+
 class WorkerSession(Base, table=True):
-    """A worker's session in one study; only the SHA-256 of the bearer token is stored."""
+    """A worker's session in one study; only the SHA-256 of the bearer token is stored.
+
+    `entry`: how it started (api, web, signed, mturk, prolific); `entry_ref`: what the platform gave
+    (MTurk "HIT/ASSIGNMENT", Prolific "STUDY/SESSION"); `check_status`: None (never checked), "confirmed"
+    or "unconfirmed" (the platform does not confirm the session: its answers are left out of exports and
+    analyses by default), with `check_reason` and `checked_at`."""
 
     __tablename__ = "worker_session"
     __table_args__ = (UniqueConstraint("token_hash"),)
@@ -158,13 +172,33 @@ class WorkerSession(Base, table=True):
     worker_id: int = Field(foreign_key="worker.id")
     token_hash: str = Field(max_length=64)
     created_at: datetime
+    entry: str = Field(default=ENTRY_API, max_length=16)
+    entry_ref: Optional[str] = Field(default=None, max_length=300)
+    check_status: Optional[str] = Field(default=None, max_length=16)
+    check_reason: Optional[str] = Field(default=None, max_length=300)
+    checked_at: Optional[datetime] = None
+
+
+class AdminSession(Base, table=True):
+    """A logged-in admin browser (dashboard): the SHA-256 of the token its cookie holds, until it expires or
+    logs out (`revoked_at`): a copy of the cookie stops working then."""
+
+    __tablename__ = "admin_session"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64)
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: Optional[datetime] = None
 
 
 class Assignment(Base, table=True):
     """One slot of work. `unit_key` names the unit ("i<item id>", "p<pair id>", "g<gold id>").
 
-    status: open (free) -> leased (worker_id set, until lease_expires) -> answered. A lease past its
-    expiry counts as free and is handed to the next worker who asks.
+    status: open (free) -> leased (worker_id and session_id set, until lease_expires) -> answered. A lease
+    past its expiry counts as free and is handed to the next worker who asks. Only the session that
+    leased a slot (`session_id`, migration 0004) may answer it.
     Pairwise slots record the order shown: `left_task_id`, `right_task_id`.
     """
 
@@ -191,6 +225,10 @@ class Assignment(Base, table=True):
     left_task_id: Optional[int] = Field(default=None, foreign_key="study_task.id")
     right_task_id: Optional[int] = Field(default=None, foreign_key="study_task.id")
     worker_id: Optional[int] = Field(default=None, foreign_key="worker.id")
+    #: the `worker_session.id` that holds or answered the slot. No foreign key on purpose: every claim sets
+    #: it, and on PostgreSQL a foreign key would add a referential check (a trigger and a row lock on the
+    #: session) to each lease; sessions are never deleted, and only the server writes this column.
+    session_id: Optional[int] = None
     status: str = Field(default=SLOT_OPEN, max_length=16)
     leased_at: Optional[datetime] = None
     lease_expires: Optional[datetime] = None
@@ -258,7 +296,8 @@ class GoldAnswer(Base, table=True):
 
 
 #: The core's tables, for row-count checks.
-TABLES = [Study, StudyTask, TaskPair, Item, GoldItem, Worker, WorkerSession, Assignment, Judgment, LabelRecord, GoldAnswer]
+TABLES = [Study, StudyTask, TaskPair, Item, GoldItem, Worker, WorkerSession, Assignment, Judgment, LabelRecord, GoldAnswer,
+          AdminSession]
 metadata = Base.metadata
 
 #: Modules of other parts of the server that add tables to `Base.metadata` (imported when present).

@@ -38,6 +38,7 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
 _ADMIN = [{"adminToken": []}]
 _WORKER = [{"workerToken": []}]
 
+_HANDLE = {"type": "string", "pattern": "^[0-9a-f]{16}$", "description": "opaque handle of the assignment"}
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -77,6 +78,7 @@ _SCHEMAS: dict[str, Any] = {
             "gold_every": {"type": ["integer", "null"], "minimum": 2},
             "title": {"type": "string"},
             "instructions": {"type": "string"},
+            "require_signed_entry": {"type": "boolean", "description": "sessions only through signed entry links"},
         },
     },
     "StudySummary": {
@@ -89,6 +91,7 @@ _SCHEMAS: dict[str, Any] = {
             "judgments_per_pair": {"type": ["integer", "null"]}, "max_per_worker": {"type": ["integer", "null"]},
             "gold_every": {"type": ["integer", "null"]}, "examples_per_task": {"type": ["integer", "null"]},
             "task": {"type": ["string", "null"]}, "units": {"type": "integer"}, "answers": {"type": "integer"},
+            "require_signed_entry": {"type": "boolean"},
             "created_at": {"type": "string", "format": "date-time"},
         },
     },
@@ -126,7 +129,9 @@ _SCHEMAS: dict[str, Any] = {
     },
     "SessionCreate": {
         "type": "object", "required": ["worker_id"], "additionalProperties": False,
-        "properties": {"worker_id": {"type": "string", "maxLength": 128}},
+        "properties": {"worker_id": {"type": "string", "maxLength": 128},
+                       "signature": {"type": "string", "description": "the sig of a signed entry link "
+                                                                      "(required by studies with require_signed_entry)"}},
     },
     "SessionCreated": {
         "type": "object", "required": ["token", "worker_id", "study"],
@@ -143,17 +148,17 @@ _SCHEMAS: dict[str, Any] = {
     },
     "PairwiseAssignment": {
         "type": "object", "required": ["assignment", "kind", "study", "left", "right", "progress"],
-        "properties": {"assignment": {"type": "integer"}, "kind": {"const": "pairwise"}, "study": {"type": "string"},
+        "properties": {"assignment": _HANDLE, "kind": {"const": "pairwise"}, "study": {"type": "string"},
                        "lease_expires": {"type": "string", "format": "date-time"}, "question": {"type": "string"},
                        "definition": {"type": "string"}, "left": _ref("TaskCard"), "right": _ref("TaskCard"),
                        "progress": _ref("Progress")},
     },
     "LabelingAssignment": {
         "type": "object", "required": ["assignment", "kind", "study", "item", "labels", "progress"],
-        "properties": {"assignment": {"type": "integer"}, "kind": {"const": "labeling"}, "study": {"type": "string"},
+        "properties": {"assignment": _HANDLE, "kind": {"const": "labeling"}, "study": {"type": "string"},
                        "lease_expires": {"type": "string", "format": "date-time"},
-                       "item": {"type": "object", "required": ["id", "text"],
-                                "properties": {"id": {"type": "string"}, "text": {"type": "string"}}},
+                       "item": {"type": "object", "required": ["text"], "additionalProperties": False,
+                                "properties": {"text": {"type": "string"}}},
                        "labels": {"type": "array", "items": {"type": "string"}},
                        "label_descriptions": {"type": "object", "additionalProperties": {"type": "string"}},
                        "task": {"type": "object"}, "progress": _ref("Progress")},
@@ -164,7 +169,7 @@ _SCHEMAS: dict[str, Any] = {
     ]},
     "AnswerRecorded": {
         "type": "object", "required": ["assignment", "kind", "recorded_at"],
-        "properties": {"assignment": {"type": "integer"}, "kind": {"type": "string"}, "winner": {"type": "string"},
+        "properties": {"assignment": {"type": "string"}, "kind": {"type": "string"}, "winner": {"type": "string"},
                        "label": {"type": "string"}, "recorded_at": {"type": "string", "format": "date-time"},
                        "next": {"description": "Only with ?next=1: the worker's next assignment (as GET "
                                                "/studies/{name}/next returns it), or null when nothing is left",
@@ -195,6 +200,12 @@ _SCHEMAS: dict[str, Any] = {
         "study": {"type": "string"}, "n_items": {"type": "integer"}, "n_labels": {"type": "integer"},
         "mean_agreement": {"type": ["number", "null"]}, "fleiss_kappa": {"type": ["number", "null"]},
         "krippendorff_alpha": {"type": ["number", "null"]}, "histogram": {"type": "array"}, "items": {"type": "array"}}},
+    "UnconfirmedSessions": {"type": "object", "required": ["study", "unconfirmed"], "properties": {
+        "study": {"type": "string"}, "unconfirmed": {"type": "array", "items": {
+            "type": "object", "required": ["session", "worker_id", "entry", "reason", "answers"], "properties": {
+                "session": {"type": "integer"}, "worker_id": {"type": "string"}, "entry": {"type": "string"},
+                "entry_ref": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]},
+                "checked_at": {"type": ["string", "null"]}, "answers": {"type": "integer"}}}}}},
     "Workers": {"type": "object", "required": ["study", "workers"], "properties": {
         "study": {"type": "string"}, "workers": {"type": "array", "items": {"type": "object"}}}},
 }
@@ -228,27 +239,33 @@ def openapi_document() -> dict[str, Any]:
         "/studies/{name}/close": {"post": {"summary": "Close a study", "operationId": "closeStudy", "security": _ADMIN,
                                            "parameters": [_NAME],
                                            "responses": {"200": _json(_ref("StudySummary"), "Closed"), **_errors(401, 403, 404)}}},
-        "/studies/{name}/sessions": {"post": {
+        "/studies/{name}/sessions": {"get": {
+            "summary": "Sessions a crowd platform did not confirm (subjlab mturk review), with the reason",
+            "operationId": "unconfirmedSessions", "security": _ADMIN, "parameters": [_NAME],
+            "responses": {"200": _json(_ref("UnconfirmedSessions"), "Unconfirmed sessions"), **_errors(401, 403, 404)}},
+            "post": {
             "summary": "Start a worker session; returns the worker's bearer token", "operationId": "startSession",
             "security": [], "parameters": [_NAME],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("SessionCreate")}}},
-            "responses": {"201": _json(_ref("SessionCreated"), "Session started"), **_errors(400, 404, 409, 413)}}},
+            "responses": {"201": _json(_ref("SessionCreated"), "Session started"), **_errors(400, 403, 404, 409, 413)}}},
         "/studies/{name}/next": {"get": {
             "summary": "Lease the worker's next assignment", "operationId": "nextAssignment", "security": _WORKER,
             "parameters": [_NAME],
             "responses": {"200": _json({"oneOf": [_ref("PairwiseAssignment"), _ref("LabelingAssignment")]}, "An assignment"),
                           "204": {"description": "Nothing left for this worker"}, **_errors(401, 403, 404)}}},
-        "/assignments/{id}": {"post": {
+        "/assignments/{handle}": {"post": {
             "summary": "Answer an assignment (idempotent for the same answer); with ?next=1 the reply carries the "
-                       "worker's next assignment too (one round trip per unit)",
+                       "worker's next assignment too (one round trip per unit). Only the session that received "
+                       "the assignment may answer it: any other handle (another session's, unknown, malformed) "
+                       "gets the same 409",
             "operationId": "answer", "security": _WORKER,
-            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
+            "parameters": [{"name": "handle", "in": "path", "required": True, "schema": {"type": "string"}},
                            {"name": "next", "in": "query", "required": False,
                             "description": "1 (or true): also lease the worker's next assignment and return it as "
                                            "`next` (null when nothing is left); 0 (or false, the default): do not",
                             "schema": {"type": "string", "enum": ["0", "1", "false", "true"]}}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Answer")}}},
-            "responses": {"201": _json(_ref("AnswerRecorded"), "Recorded"), **_errors(400, 401, 404, 409, 413, 422)}}},
+            "responses": {"201": _json(_ref("AnswerRecorded"), "Recorded"), **_errors(400, 401, 409, 413, 422)}}},
         "/studies/{name}/me": {"get": {
             "summary": "The worker's progress and completion code", "operationId": "workerStatus", "security": _WORKER,
             "parameters": [_NAME], "responses": {"200": _json(_ref("WorkerStatus"), "Status"), **_errors(401, 403, 404)}}},
@@ -267,7 +284,10 @@ def openapi_document() -> dict[str, Any]:
         "/studies/{name}/export": {"get": {
             "summary": "Export judgments or labels as JSON Lines", "operationId": "exportAnswers", "security": _ADMIN,
             "parameters": [_NAME, {"name": "what", "in": "query", "required": True,
-                                   "schema": {"type": "string", "enum": ["judgments", "labels"]}}],
+                                   "schema": {"type": "string", "enum": ["judgments", "labels"]}},
+                           {"name": "include_unconfirmed", "in": "query", "required": False,
+                            "description": "1: also the answers of sessions a crowd platform did not confirm",
+                            "schema": {"type": "string", "enum": ["0", "1", "false", "true"]}}],
             "responses": {"200": {"description": "One record a line (subjlab.records shapes)",
                                   "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
                           **_errors(400, 401, 403, 404)}}},

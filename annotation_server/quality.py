@@ -21,7 +21,7 @@ from __future__ import annotations
 import statistics
 import warnings
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from sqlalchemy import select
@@ -114,18 +114,19 @@ class GoldResult:
 
 
 def gold_results(db: Session, study_name: str) -> list[GoldResult]:
-    """Return every answer to the study's gold items (attention checks), oldest first."""
+    """Return every answer to the study's gold items (attention checks), oldest first (not those of sessions
+    a crowd platform did not confirm)."""
+    from annotation_server.export import confirmed_only
     from annotation_server.models import GoldAnswer, GoldItem, Worker
     from annotation_server.studies import get_study
 
     study = get_study(db, study_name)
-    rows = db.execute(
+    rows = db.execute(confirmed_only(
         select(Worker.external_id, GoldItem.key, GoldAnswer.correct)
         .join(GoldItem, GoldItem.id == GoldAnswer.gold_id)
         .join(Worker, Worker.id == GoldAnswer.worker_id)
         .where(GoldAnswer.study_id == study.id)
-        .order_by(GoldAnswer.id)
-    ).all()
+        .order_by(GoldAnswer.id), GoldAnswer)).all()
     return [GoldResult(w, k, bool(c)) for w, k, c in rows]
 
 
@@ -246,6 +247,9 @@ class ExclusionReport:
     flagged: tuple[FlaggedWorker, ...]
     excluded_by_reason: dict[str, int] = field(default_factory=dict)
     applied: bool = True
+    #: answers of sessions a crowd platform did not confirm, left out before any rule (`export.export_records`)
+    unconfirmed_records: int = 0
+    unconfirmed_sessions: int = 0
 
     @property
     def n_kept(self) -> int:
@@ -256,11 +260,19 @@ class ExclusionReport:
         """Return the report as a JSON object."""
         return {"study": self.study, "kind": self.kind, "applied": self.applied, "n_records": self.n_records,
                 "n_excluded": self.n_excluded, "n_kept": self.n_kept, "excluded_by_reason": dict(self.excluded_by_reason),
-                "flagged": [f.to_json() for f in self.flagged]}
+                "flagged": [f.to_json() for f in self.flagged], "unconfirmed_records": self.unconfirmed_records,
+                "unconfirmed_sessions": self.unconfirmed_sessions}
 
     def lines(self) -> list[str]:
         """A short human-readable summary."""
         what = "labels" if self.kind == "labeling" else "judgments"
+        out = []
+        if self.unconfirmed_records:
+            out.append(f"left out {self.unconfirmed_records} {what} of {self.unconfirmed_sessions} session(s) the crowd "
+                       "platform did not confirm (the admin page and `subjlab mturk review` list them with the reason)")
+        return out + self._rule_lines(what)
+
+    def _rule_lines(self, what: str) -> list[str]:
         if not self.applied:
             return [f"{len(self.flagged)} flagged worker(s); exclusion not applied ({self.n_records} {what} kept)"]
         head = f"excluded {self.n_excluded} of {self.n_records} {what} from {len(self.flagged)} flagged worker(s)"
@@ -294,6 +306,7 @@ def load_study_data(db_url: str, study: str, exclude_flagged: bool = True, rules
     out and the report says how many and why; without it, everything is returned and the report still
     lists the flagged workers. Raises ValueError for an unknown study or a database not at the schema head.
     """
+    from annotation_server import reports
     from annotation_server.db import make_engine, session_scope
     from annotation_server.export import export_records
     from annotation_server.schema import check_at_head
@@ -311,10 +324,13 @@ def load_study_data(db_url: str, study: str, exclude_flagged: bool = True, rules
             records = export_records(db, row.name, what)
             qualities = worker_quality(db, row.name, attention_prefix)
             kind = row.kind
+            unconfirmed = reports.unconfirmed_sessions(db, row.name)["unconfirmed"]
     finally:
         engine.dispose()
     flagged = flag_workers(qualities, rules)
-    return exclude_records(records, flagged, study, kind, apply=exclude_flagged)
+    kept, report = exclude_records(records, flagged, study, kind, apply=exclude_flagged)
+    return kept, replace(report, unconfirmed_records=sum(s["answers"] for s in unconfirmed),
+                         unconfirmed_sessions=len(unconfirmed))
 
 
 # ------------------------------------------------------------------------------------ worker models

@@ -12,7 +12,7 @@ import warnings
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from annotation_server.clock import iso
@@ -80,6 +80,24 @@ def agreement(db: Session, study_name: str) -> dict[str, Any]:
                   for it in report.items],
     })
     return out
+
+
+def unconfirmed_sessions(db: Session, study_name: str) -> dict[str, Any]:
+    """The study's sessions a crowd platform did not confirm (`subjlab mturk review`), with the reason and
+    their answers (left out of exports, rankings and agreement by default)."""
+    from annotation_server.models import UNCONFIRMED, Assignment, WorkerSession
+
+    study = get_study(db, study_name)
+    WS, W, A = WorkerSession.__table__.c, Worker.__table__.c, Assignment.__table__.c
+    answered = (select(func.count()).where(A.session_id == WS.id, A.status == "answered", A.gold_id.is_(None))
+                .scalar_subquery())
+    rows = db.execute(select(WS.id, W.external_id, WS.entry, WS.entry_ref, WS.check_reason, WS.checked_at, answered)
+                      .join(Worker.__table__, W.id == WS.worker_id)
+                      .where(WS.study_id == study.id, WS.check_status == UNCONFIRMED).order_by(WS.id)).all()
+    return {"study": study.name, "unconfirmed": [
+        {"session": sid, "worker_id": worker, "entry": entry, "entry_ref": ref, "reason": reason,
+         "checked_at": iso(checked) if checked else None, "answers": int(n or 0)}
+        for sid, worker, entry, ref, reason, checked, n in rows]}
 
 
 def workers(db: Session, study_name: str) -> dict[str, Any]:

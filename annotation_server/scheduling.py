@@ -113,7 +113,8 @@ class WorkerState:
 
     `below`: units of the study below quota (counted up to `2 * max_per_worker` when there is a cap,
     which is all the progress arithmetic needs); `mine_below`: how many of them the worker already has;
-    `lease_id`/`lease_expires`: the worker's current lease, if any; `n_gold`: attention checks in the study.
+    `lease_id`/`lease_expires`: this session's current lease, if any (a lease belongs to the session that
+    received it); `n_gold`: attention checks in the study.
     """
 
     session_id: int
@@ -158,7 +159,7 @@ def const(value: str | int):
 OPEN_, LEASED_, ANSWERED_ = const(SLOT_OPEN), const(SLOT_LEASED), const(SLOT_ANSWERED)
 
 #: Bind parameters of the prebuilt statements (each built once per shape, with `lru_cache`).
-_SID, _Q, _WPK, _H = bindparam("sid"), bindparam("q"), bindparam("wpk"), bindparam("h")
+_SID, _Q, _WPK, _H, _SESS = bindparam("sid"), bindparam("q"), bindparam("wpk"), bindparam("h"), bindparam("sess")
 _NOW = bindparam("now", type_=DateTime(timezone=True))
 _EXP = bindparam("exp", type_=DateTime(timezone=True))
 _CREATED = bindparam("created", type_=DateTime(timezone=True))
@@ -190,7 +191,8 @@ def _state_statement(kind: str, capped: bool, with_gold: bool):
     )
     lm = Assignment.__table__.alias("lm")
     held = (select(lm.c.id, lm.c.lease_expires)
-            .where(lm.c.study_id == _SID, lm.c.worker_id == ws.c.worker_id, lm.c.status == LEASED_)
+            .where(lm.c.study_id == _SID, lm.c.worker_id == ws.c.worker_id, lm.c.session_id == ws.c.id,
+                   lm.c.status == LEASED_)
             .order_by(lm.c.lease_expires.desc(), lm.c.id.desc()).limit(const(1)))
     lease_id = held.with_only_columns(lm.c.id).scalar_subquery()
     lease_expires = held.with_only_columns(lm.c.lease_expires).scalar_subquery()
@@ -355,7 +357,8 @@ def candidate_slots(conn: Connection, study, worker_pk: int, now: datetime, limi
 class Claimed:
     """A slot leased to the worker, with what the assignment page needs from the database.
 
-    `item_key`/`item_text`: the labeling item (or labeling attention check) shown; None for pairwise.
+    `item_key`/`item_text`: the labeling item (or labeling attention check) shown; None for pairwise (and for
+    a check whose text the view takes from the metadata cache: `gold_id`).
     `gold`: whether it is an attention check; `new_regular`/`new_gold`: whether this request leased it
     (for the progress figures; False when the worker's existing lease was handed back)."""
 
@@ -368,6 +371,7 @@ class Claimed:
     item_text: str | None
     new_regular: bool = False
     new_gold: bool = False
+    gold_id: int | None = None
 
 
 def _returning(t, kind: str, texts: bool = True):
@@ -393,7 +397,7 @@ def _claimed(row: Row | tuple, kind: str, **flags: bool) -> Claimed:
     labeling = kind == LABELING
     return Claimed(assignment_id=row[0], lease_expires=row[1], left_task_id=row[2], right_task_id=row[3],
                    gold=row[4] is not None, item_key=row[5] if labeling else None,
-                   item_text=row[6] if labeling else None, **flags)
+                   item_text=row[6] if labeling else None, gold_id=row[4], **flags)
 
 
 @lru_cache(maxsize=None)
@@ -404,13 +408,13 @@ def _fast_claim_statement(kind: str, lateral: bool) -> FastStatement:
 
 @lru_cache(maxsize=None)
 def _claim_statement(kind: str, lateral: bool = False):
-    """The claiming UPDATE (module doc). Parameters :sid, :q, :wpk, :now, :exp."""
-    return _claim_for(kind, lateral, _WPK)
+    """The claiming UPDATE (module doc). Parameters :sid, :q, :wpk, :sess, :now, :exp."""
+    return _claim_for(kind, lateral, _WPK, _SESS)
 
 
-def _claim_for(kind: str, lateral: bool, wpk, guard=None):
-    """`_claim_statement` for the worker given by SQL expression `wpk`, leasing only where SQL condition
-    `guard` (if given) holds."""
+def _claim_for(kind: str, lateral: bool, wpk, sess, guard=None):
+    """`_claim_statement` for the worker and session given by SQL expressions `wpk` and `sess`, leasing only
+    where SQL condition `guard` (if given) holds."""
     table = Assignment.__table__
     w = _window_for(kind, WINDOW, lateral, wpk).subquery("w")
     c = table.alias("c")
@@ -420,7 +424,7 @@ def _claim_for(kind: str, lateral: bool, wpk, guard=None):
             .scalar_subquery())
     conditions = [table.c.id == pick, _free(table)] + ([guard] if guard is not None else [])
     return (update(table).where(*conditions)
-            .values(status=LEASED_, worker_id=wpk, leased_at=_NOW, lease_expires=_EXP)
+            .values(status=LEASED_, worker_id=wpk, session_id=sess, leased_at=_NOW, lease_expires=_EXP)
             .returning(*_returning(table, kind)))
 
 
@@ -429,11 +433,14 @@ def serve_statement(kind: str, capped: bool, with_gold: bool, answered=None):
 
     SELECT the worker's state (`_state_statement`, as CTE `st`) and, in a data-modifying CTE, lease the
     best free slot when the state says a plain claim is what `serve_next` would do: the token's study is
-    `meta`'s (:sid, created at :created), it is open, the worker holds no lease, is below the cap (:cap)
-    and no attention check is due (every :gold_every-th unit while unseen checks remain). Otherwise nothing
-    is leased and the caller goes on from the state the long way. Always one row: the state columns
-    (NULL for an unknown token), then `answered`'s id and gold_id if given, then `_returning`'s columns
-    (NULL when nothing was leased).
+    `meta`'s (:sid, created at :created), it is open, this session holds no lease, the worker is below the cap
+    (:cap) and no attention check is due (every :gold_every-th unit while unseen checks remain). When a
+    check is due (`with_gold`), a second data-modifying CTE leases one instead (a new slot for an unseen
+    check, only while a regular unit is still free for the worker, as `_next_slot` does): a check is then
+    served by the same single statement as a regular unit, so its reply takes no longer. Otherwise
+    nothing is leased and the caller goes on from the state the long way. Always one row: the state
+    columns (NULL for an unknown token), then `answered`'s id and gold_id if given, then `_returning`'s
+    columns of the claim (NULL when nothing was claimed), then (`with_gold`) those of the check.
 
     `answered` (the slot CTE of an answer in the same statement, see `one_trip`): lease only if that
     answer was recorded, and count that slot, which the state (read from the statement's snapshot) still
@@ -441,18 +448,22 @@ def serve_statement(kind: str, capped: bool, with_gold: bool, answered=None):
     :cap], [:gold_every]."""
     st = _state_statement(kind, capped, with_gold).cte("st")
     wpk = select(st.c.worker_pk).scalar_subquery()
-    cond = [st.c.study_id == _SID, st.c.study_status == const(OPEN), st.c.study_created_at == _CREATED,
-            st.c.rl + st.c.gl == const(0 if answered is None else 1)]
+    sess = select(st.c.session_id).scalar_subquery()
+    # this session holds no lease; next to an answer (whose slot the statement's snapshot still shows as
+    # leased), that slot is the one it holds
+    held = st.c.lease_id.is_(None) if answered is None else st.c.lease_id == select(answered.c.id).scalar_subquery()
+    common = [st.c.study_id == _SID, st.c.study_status == const(OPEN), st.c.study_created_at == _CREATED, held]
     if capped:
-        cond.append(st.c.ra + st.c.rl < bindparam("cap", type_=Integer))
+        common.append(st.c.ra + st.c.rl < bindparam("cap", type_=Integer))
+    due = None
+    cond = list(common)
     if with_gold:
         taken = st.c.ra + st.c.rl + st.c.ga + st.c.gl
-        cond.append(or_((taken + const(1)) % bindparam("gold_every", type_=Integer) != const(0),
-                        st.c.ga + st.c.gl >= st.c.n_gold))
-    guard = select(st.c.session_id).where(*cond).exists()
-    if answered is not None:
-        guard = and_(guard, select(answered.c.id).exists())
-    claimed = _claim_for(kind, True, wpk, guard).cte("claimed")
+        due = and_((taken + const(1)) % bindparam("gold_every", type_=Integer) == const(0), st.c.ga + st.c.gl < st.c.n_gold)
+        cond.append(~due)
+    recorded = [select(answered.c.id).exists()] if answered is not None else []
+    guard = and_(select(st.c.session_id).where(*cond).exists(), *recorded)
+    claimed = _claim_for(kind, True, wpk, sess, guard).cte("claimed")
     one = select(const(1).label("one")).subquery("one")
     joined = one.outerjoin(st, true())
     columns = list(st.c)
@@ -461,6 +472,16 @@ def serve_statement(kind: str, capped: bool, with_gold: bool, answered=None):
         columns += [answered.c.id.label("answered_id"), answered.c.gold_id.label("answered_gold_id")]
     joined = joined.outerjoin(claimed, true())
     columns += [claimed.c[col.key].label(f"claimed_{i}") for i, col in enumerate(claimed.c)]
+    if with_gold:
+        regular_left = _window_for(kind, 1, True, wpk).exists()  # checks only come between real units
+        gold_guard = and_(select(st.c.session_id).where(*common, due).exists(), regular_left, *recorded)
+        gold = _gold_insert_for(kind, wpk, sess, gold_guard).cte("gold_lease")
+        joined = joined.outerjoin(gold, true())
+        columns += [gold.c[col.key].label(f"gold_{i}") for i, col in enumerate(gold.c)]
+        if kind == LABELING:
+            G = GoldItem.__table__.alias("gt")
+            joined = joined.outerjoin(G, G.c.id == gold.c.gold_id)
+            columns += [G.c.key.label("gold_key"), G.c.text.label("gold_text")]
     return select(*columns).select_from(joined)
 
 
@@ -489,71 +510,88 @@ def uses_serve_statement(conn: Connection, meta: StudyMeta) -> bool:
 
 
 def claimed_in(row, offset: int, kind: str) -> Claimed | None:
-    """The Claimed in a `serve_statement` row from column `offset` on, or None if nothing was leased."""
+    """The Claimed in a `serve_statement` row from column `offset` on (the claim's columns, then those of
+    the attention check, if the statement has them), or None if nothing was leased."""
     if row[offset] is None:
-        return None
+        gold_at = offset + (7 if kind == LABELING else 5)
+        if len(row) <= gold_at or row[gold_at] is None:
+            return None
+        return _claimed(row[gold_at:], kind, new_gold=True)
     return _claimed(row[offset:], kind, new_regular=True)
 
 
-def claim(conn: Connection, meta: StudyMeta, worker_pk: int, now: datetime, lease_seconds: float) -> Claimed | None:
+def claim(conn: Connection, meta: StudyMeta, worker_pk: int, session_id: int, now: datetime,
+          lease_seconds: float) -> Claimed | None:
     """Lease the best free slot to the worker in ONE statement (module doc); None if none could be taken
     right now (nothing left, or every candidate was being claimed by someone else: see `has_free_unit`).
     IntegrityError when the worker raced itself for a unit."""
     params = _window_params(meta.id, meta.quota, worker_pk, now)
     params["exp"] = now + timedelta(seconds=lease_seconds)
+    params["sess"] = session_id
     row = _fast_claim_statement(meta.kind, _lateral(conn)).first(conn, params)
     return _claimed(row, meta.kind, new_regular=True) if row is not None else None
 
 
 @lru_cache(maxsize=None)
-def _gold_statement(kind: str):
-    """INSERT ... SELECT of a new slot for an unseen attention check. Parameters :sid, :wpk, :now, :exp."""
+def _gold_statement(kind: str, lateral: bool):
+    """INSERT ... SELECT of a new slot for an unseen attention check, only while a regular unit is still free
+    for the worker (checks come between real units). Parameters :sid, :q, :wpk, :sess, :now, :exp."""
+    return _gold_insert_for(kind, _WPK, _SESS, _window_for(kind, 1, lateral, _WPK).exists())
+
+
+def _gold_insert_for(kind: str, wpk, sess, guard=None):
+    """`_gold_statement` for the worker and session given by SQL expressions, inserting only where SQL
+    condition `guard` (if given) holds."""
     G = GoldItem.__table__
     table = Assignment.__table__
     g2 = table.alias("g2")
-    unseen = ~select(g2.c.id).where(g2.c.gold_id == G.c.id, g2.c.worker_id == _WPK).exists()
-    source = (select(_SID, const("g") + cast(G.c.id, String), _WPK, G.c.id, G.c.left_task_id, G.c.right_task_id,
-                     _WPK, LEASED_, _NOW, _EXP)
-              .where(G.c.study_id == _SID, unseen).order_by(func.random()).limit(const(1)))
+    unseen = ~select(g2.c.id).where(g2.c.gold_id == G.c.id, g2.c.worker_id == wpk).exists()
+    source = (select(_SID, const("g") + cast(G.c.id, String), wpk, G.c.id, G.c.left_task_id, G.c.right_task_id,
+                     wpk, sess, LEASED_, _NOW, _EXP)
+              .where(G.c.study_id == _SID, unseen, *([guard] if guard is not None else []))
+              .order_by(func.random()).limit(const(1)))
     return (insert(table).from_select(["study_id", "unit_key", "slot", "gold_id", "left_task_id", "right_task_id",
-                                       "worker_id", "status", "leased_at", "lease_expires"], source)
+                                       "worker_id", "session_id", "status", "leased_at", "lease_expires"], source)
             .returning(*_returning(table, kind, texts=False)))
 
 
-def take_gold(conn: Connection, meta: StudyMeta, worker_pk: int, now: datetime, lease_seconds: float) -> Claimed | None:
-    """Lease an attention check the worker has not seen (a new slot, one statement); None if none is left."""
-    params = {"sid": meta.id, "wpk": worker_pk, "now": now, "exp": now + timedelta(seconds=lease_seconds)}
+def take_gold(conn: Connection, meta: StudyMeta, worker_pk: int, session_id: int, now: datetime,
+              lease_seconds: float) -> Claimed | None:
+    """Lease an attention check the worker has not seen (a new slot, one statement); None if none is left, or
+    no regular unit is left for the worker. A labeling check's text comes from the metadata cache (the
+    view fills it in), so a check costs the statements a regular unit costs: no timing tells it apart."""
+    params = {"sid": meta.id, "q": meta.quota, "wpk": worker_pk, "sess": session_id, "now": now,
+              "exp": now + timedelta(seconds=lease_seconds)}
     try:
-        row = conn.execute(_gold_statement(meta.kind), params).first()
+        row = conn.execute(_gold_statement(meta.kind, _lateral(conn)), params).first()
     except IntegrityError:  # the same check leased to this worker by a concurrent request of theirs
         return None
     if row is None:
         return None
-    if meta.kind == LABELING:  # an INSERT's RETURNING cannot correlate subqueries: read the check's text
-        read, _ = _held_statements(meta.kind)
-        row = read.first(conn, {"lid": row[0]})
-    return _claimed(row, meta.kind, new_gold=True)
+    return _claimed(tuple(row) + (None, None), meta.kind, new_gold=True)
 
 
 @lru_cache(maxsize=None)
 def _held_statements(kind: str) -> tuple[FastStatement, FastStatement]:
-    """(SELECT a held slot by :lid, UPDATE renewing it for :wpk until :exp) with the RETURNING columns."""
+    """(SELECT a held slot by :lid, UPDATE renewing it for :wpk's session :sess until :exp) with the RETURNING
+    columns."""
     table = Assignment.__table__
     lid = bindparam("lid")
     read = select(*_returning(table, kind)).where(table.c.id == lid)
-    renew = (update(table).where(table.c.id == lid, table.c.worker_id == _WPK, table.c.status == LEASED_)
+    renew = (update(table).where(table.c.id == lid, table.c.worker_id == _WPK, table.c.session_id == _SESS,
+                                 table.c.status == LEASED_)
              .values(leased_at=_NOW, lease_expires=_EXP).returning(*_returning(table, kind)))
     return FastStatement(read), FastStatement(renew)
 
 
-def held_lease(conn: Connection, meta: StudyMeta, worker_pk: int, lease_id: int, expires: datetime, now: datetime,
-               lease_seconds: float) -> Claimed | None:
-    """Return the worker's current lease `lease_id` (renewed if it expired and nobody took it), or None."""
+def held_lease(conn: Connection, meta: StudyMeta, worker_pk: int, session_id: int, lease_id: int, expires: datetime,
+               now: datetime, lease_seconds: float) -> Claimed | None:
+    """Return the session's current lease `lease_id` (renewed if it expired and nobody took it), or None."""
     read, renew = _held_statements(meta.kind)
     if expires is not None and expires >= now:
         row = read.first(conn, {"lid": lease_id})
     else:
-        row = renew.first(conn, {"lid": lease_id, "wpk": worker_pk, "now": now,
+        row = renew.first(conn, {"lid": lease_id, "wpk": worker_pk, "sess": session_id, "now": now,
                                  "exp": now + timedelta(seconds=lease_seconds)})
     return _claimed(row, meta.kind) if row is not None else None
 
@@ -578,8 +616,11 @@ def serve_next(conn: Connection, meta: StudyMeta, token_hash: str, now: datetime
     PostgreSQL (`serve_statement`), two elsewhere (`read_state`, then `claim`).
     """
     if uses_serve_statement(conn, meta):
-        row = _fast_serve_statement(meta.kind, meta.max_per_worker is not None, bool(meta.gold_every)).first(
-            conn, serve_params(meta, token_hash, now, lease_seconds))
+        try:
+            row = _fast_serve_statement(meta.kind, meta.max_per_worker is not None, bool(meta.gold_every)).first(
+                conn, serve_params(meta, token_hash, now, lease_seconds))
+        except IntegrityError:  # the worker raced itself for a unit or a check: nothing was written
+            return serve_from_state(conn, meta, token_hash, read_state(conn, meta, token_hash), now, lease_seconds)
         state = state_from_row(row)
         claimed = claimed_in(row, N_STATE_COLUMNS, meta.kind) if state is not None else None
         if claimed is not None:
@@ -598,7 +639,8 @@ def serve_from_state(conn: Connection, meta: StudyMeta, token_hash: str, state: 
     if not _same_instant(state.study_created_at, meta.created_at):
         return NextResult(state, None, stale=True)
     if state.study_status == OPEN and state.lease_id is not None:
-        held = held_lease(conn, meta, state.worker_pk, state.lease_id, state.lease_expires, now, lease_seconds)
+        held = held_lease(conn, meta, state.worker_pk, state.session_id, state.lease_id, state.lease_expires, now,
+                          lease_seconds)
         if held is not None:
             return NextResult(state, held)
         # the lease had expired and someone else took the slot: the counts changed, read them again
@@ -619,27 +661,25 @@ def _same_instant(a: datetime | None, b: datetime | None) -> bool:
 def _next_slot(conn: Connection, meta: StudyMeta, state: WorkerState, now: datetime, lease_seconds: float) -> Claimed | None:
     if state.study_status != OPEN:
         return None
-    wpk = state.worker_pk
+    wpk, sess = state.worker_pk, state.session_id
     if state.lease_id is not None:
-        held = held_lease(conn, meta, wpk, state.lease_id, state.lease_expires, now, lease_seconds)
+        held = held_lease(conn, meta, wpk, sess, state.lease_id, state.lease_expires, now, lease_seconds)
         if held is not None:
             return held
     counts = state.counts
     if meta.max_per_worker is not None and counts.regular_answered + counts.regular_leased >= meta.max_per_worker:
         return None
     if meta.gold_every and (counts.taken + 1) % meta.gold_every == 0 and counts.gold_answered + counts.gold_leased < state.n_gold:
-        if not has_free_unit(conn, meta.kind, meta.id, meta.quota, wpk, now):
-            return None  # attention checks only come between real units
-        gold = take_gold(conn, meta, wpk, now, lease_seconds)
+        gold = take_gold(conn, meta, wpk, sess, now, lease_seconds)  # only while a regular unit is left
         if gold is not None:
             return gold
     if meta.kind != LABELING and meta.scheduler == ACTIVE:
-        return _claim_active(conn, meta, wpk, now, lease_seconds)
+        return _claim_active(conn, meta, wpk, sess, now, lease_seconds)
     for _ in range(ROUNDS):
         try:
-            got = claim(conn, meta, wpk, now, lease_seconds)
+            got = claim(conn, meta, wpk, sess, now, lease_seconds)
         except IntegrityError:  # a concurrent request of the same worker took a slot of that unit: hand it back
-            return _own_lease(conn, meta, wpk, now, lease_seconds)
+            return _own_lease(conn, meta, wpk, sess, now, lease_seconds)
         if got is not None:
             return got
         if not has_free_unit(conn, meta.kind, meta.id, meta.quota, wpk, now):
@@ -647,16 +687,18 @@ def _next_slot(conn: Connection, meta: StudyMeta, state: WorkerState, now: datet
     return None
 
 
-def _own_lease(conn: Connection, meta: StudyMeta, worker_pk: int, now: datetime, lease_seconds: float) -> Claimed | None:
+def _own_lease(conn: Connection, meta: StudyMeta, worker_pk: int, session_id: int, now: datetime,
+               lease_seconds: float) -> Claimed | None:
     row = conn.execute(select(A.id, A.lease_expires).where(A.study_id == meta.id, A.worker_id == worker_pk,
-                                                          A.status == SLOT_LEASED)
+                                                          A.session_id == session_id, A.status == SLOT_LEASED)
                        .order_by(A.lease_expires.desc(), A.id.desc()).limit(1)).first()  # rare: a worker racing itself
     if row is None:
         return None
-    return held_lease(conn, meta, worker_pk, row.id, row.lease_expires, now, lease_seconds)
+    return held_lease(conn, meta, worker_pk, session_id, row.id, row.lease_expires, now, lease_seconds)
 
 
-def _claim_active(conn: Connection, meta: StudyMeta, worker_pk: int, now: datetime, lease_seconds: float) -> Claimed | None:
+def _claim_active(conn: Connection, meta: StudyMeta, worker_pk: int, session_id: int, now: datetime,
+                  lease_seconds: float) -> Claimed | None:
     """The `active` scheduler: order the free pairs with the analysis package, lease the first that is free."""
     from analysis.pair_selection import suggest_pairs
     from subjlab.records import Judgment as JudgmentRecord
@@ -691,11 +733,11 @@ def _claim_active(conn: Connection, meta: StudyMeta, worker_pk: int, now: dateti
         try:
             row = conn.execute(
                 update(table).where(table.c.id == slot_id, free_clause(now))
-                .values(status=SLOT_LEASED, worker_id=worker_pk, leased_at=now,
+                .values(status=SLOT_LEASED, worker_id=worker_pk, session_id=session_id, leased_at=now,
                         lease_expires=now + timedelta(seconds=lease_seconds))
                 .returning(*_returning(table, meta.kind))).first()
         except IntegrityError:
-            return _own_lease(conn, meta, worker_pk, now, lease_seconds)
+            return _own_lease(conn, meta, worker_pk, session_id, now, lease_seconds)
         if row is not None:
             return _claimed(row, meta.kind, new_regular=True)
     return None

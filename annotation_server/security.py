@@ -1,8 +1,10 @@
 """Authentication and browser hardening: admin token, worker tokens, CSRF, security headers.
 
 - Admin: `Authorization: Bearer <SUBJLAB_ADMIN_TOKEN>`, compared in constant time. A dashboard login
-  (`admin_login`) marks the Flask session as admin; that cookie is honoured for GET requests only, so no
-  state-changing request is ever authenticated by a cookie (no CSRF exposure on the API).
+  (`admin_login`) opens a server-side admin session (`admin_session` row: the SHA-256 of a random token
+  that the Flask session cookie carries, expiring after `ADMIN_SESSION_HOURS`, default 12); logging out
+  revokes it, so a copy of the cookie taken before stops working. That cookie is honoured for GET requests
+  only, so no state-changing request is ever authenticated by a cookie (no CSRF exposure on the API).
 - Workers: random bearer tokens; the database keeps only their SHA-256 (`hash_token`).
 - CSRF for HTML forms: one random token per browser session (`csrf_token`, `validate_csrf`).
 - Headers: CSP with a per-request nonce, nosniff, Referrer-Policy, and frame-ancestors that let the
@@ -15,10 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import re
 import secrets
+from datetime import timedelta
 
 from flask import Flask, Response, current_app, g, request, session
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from annotation_server.errors import ApiError
 
@@ -70,31 +75,76 @@ def require_admin() -> None:
         raise ApiError(403, "admin token not configured on this server (set SUBJLAB_ADMIN_TOKEN)")
     token = bearer_token()
     if token is None:
-        if request.method in ("GET", "HEAD") and session.get(ADMIN_SESSION_KEY) is True:
+        if request.method in ("GET", "HEAD") and is_admin():
             return
         raise ApiError(401, "admin token required: send 'Authorization: Bearer <admin token>'")
     if not check_admin_token(token):
         raise ApiError(403, "wrong admin token")
 
 
+def _state():
+    from annotation_server.app import get_state
+
+    return get_state()
+
+
 def admin_login(token: str) -> bool:
-    """Check `token`; on success mark the browser session as admin and return True."""
+    """Check `token`; on success open a server-side admin session for this browser and return True."""
+    from annotation_server.db import session_scope
+    from annotation_server.models import AdminSession
+
     if not check_admin_token(token):
         return False
+    state = _state()
+    now = state.clock()
+    hours = float(current_app.config.get("ADMIN_SESSION_HOURS") or 12)
+    secret = new_token()
+    with session_scope(state.engine, write=True) as db:
+        db.add(AdminSession(token_hash=hash_token(secret), created_at=now, expires_at=now + timedelta(hours=hours)))
     session.clear()
-    session[ADMIN_SESSION_KEY] = True
+    session[ADMIN_SESSION_KEY] = secret
     session.permanent = False
+    g.subjlab_is_admin = True
     return True
 
 
 def admin_logout() -> None:
-    """Forget the admin mark of the browser session."""
-    session.pop(ADMIN_SESSION_KEY, None)
+    """End this browser's admin session on the server (a copy of its cookie no longer works) and forget it."""
+    from sqlalchemy import update
+
+    from annotation_server.db import session_scope
+    from annotation_server.models import AdminSession
+
+    secret = session.pop(ADMIN_SESSION_KEY, None)
+    g.subjlab_is_admin = False
+    if isinstance(secret, str) and secret:
+        state = _state()
+        with session_scope(state.engine, write=True) as db:
+            t = AdminSession.__table__
+            db.execute(update(t).where(t.c.token_hash == hash_token(secret), t.c.revoked_at.is_(None))
+                       .values(revoked_at=state.clock()))
 
 
 def is_admin() -> bool:
-    """Return True when the browser session is logged in as admin."""
-    return session.get(ADMIN_SESSION_KEY) is True
+    """Return True when the browser session holds an admin session that is neither revoked nor expired."""
+    found = getattr(g, "subjlab_is_admin", None)
+    if found is not None:
+        return found
+    secret = session.get(ADMIN_SESSION_KEY)
+    found = False
+    if isinstance(secret, str) and secret:
+        from sqlalchemy import select
+
+        from annotation_server.db import session_scope
+        from annotation_server.models import AdminSession
+
+        state = _state()
+        t = AdminSession.__table__
+        with session_scope(state.engine) as db:
+            found = db.execute(select(t.c.id).where(t.c.token_hash == hash_token(secret), t.c.revoked_at.is_(None),
+                                                    t.c.expires_at > state.clock())).first() is not None
+    g.subjlab_is_admin = found
+    return found
 
 
 def csrf_token() -> str:
@@ -157,8 +207,34 @@ def apply_security_headers(response: Response) -> Response:
     return response
 
 
+def bound_chunked_body() -> None:
+    """Hold a body sent with `Transfer-Encoding: chunked` (no Content-Length) to the request's size limit, as
+    a Content-Length body is: read at most limit + 1 bytes (the WSGI server ends the stream at the last
+    chunk), 413 if there were more, else hand the rest of the app the body with its length. Without this a
+    chunked body was silently cut at the limit and then read as malformed JSON."""
+    env = request.environ
+    if env.get("CONTENT_LENGTH") or "chunked" not in env.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return
+    limit = request.max_content_length
+    if limit is None:
+        return
+    data = env["wsgi.input"].read(limit + 1)
+    if len(data) > limit:
+        raise RequestEntityTooLarge()
+    env["wsgi.input"] = io.BytesIO(data)
+    env["CONTENT_LENGTH"] = str(len(data))
+
+
+def no_store(response: Response) -> Response:
+    """`Cache-Control: no-store`: for every page that may carry a worker token, a signed entry link, a
+    completion code or admin data (registered on the worker, MTurk, Prolific and admin blueprints)."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def init_security(app: Flask) -> None:
     """Install the header hook and the template helpers `csrf_token()` and `csp_nonce()`."""
     app.after_request(apply_security_headers)
+    app.before_request(lambda: None if request.path.startswith("/api/") else bound_chunked_body())
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["csp_nonce"] = csp_nonce

@@ -25,9 +25,8 @@ from annotation_server import validation as v
 from annotation_server.clock import utcnow
 from annotation_server.db import FastStatement
 from annotation_server.errors import ApiError
-from annotation_server.models import OPEN, Study, Worker, WorkerSession
+from annotation_server.models import CONFIRMED, ENTRY_API, ENTRY_SIGNED, OPEN, Study, Worker, WorkerSession
 from annotation_server.security import hash_token, new_token
-from annotation_server.studies import get_study
 
 MISSING_TOKEN = "worker token required: send 'Authorization: Bearer <token>' from POST /studies/{name}/sessions"
 UNKNOWN_TOKEN = "unknown or revoked worker token"
@@ -71,29 +70,51 @@ def get_or_create_worker(db: Session, worker_id: str, now: datetime | None = Non
     return db.get(Worker, pk)
 
 
-def start_session(db: Session, study_name: str, worker_id: str, now: datetime | None = None) -> str:
+SIGNATURE_REQUIRED = ("this study is open only through the personal link the researchers sent you "
+                      "(a signed link); open that link to take part")
+
+
+def start_session(db: Session, study_name: str, worker_id: str, now: datetime | None = None, *,
+                  entry: str = ENTRY_API, entry_ref: str | None = None, signature: str | None = None) -> str:
     """Open a session for `worker_id` in an open study and return its NEW bearer token (plain text).
 
-    ApiError: 400 bad worker id, 404 unknown study, 409 closed study (and nothing is written then).
-    Two statements: the worker's INSERT ... ON CONFLICT DO NOTHING, and the session's INSERT ... SELECT
-    from the study row, which inserts nothing when the study is closed (or unknown).
+    `entry`: how the session came in (`models.ENTRY_*`), `entry_ref`: what the platform gave (MTurk
+    "HIT/ASSIGNMENT"). `signature`: the signature of a signed entry link (`entry.sign_worker`); a valid one
+    makes the session "signed" and confirmed. A study with `require_signed_entry` refuses (403) sessions
+    without a valid signature.
+
+    ApiError: 400 bad worker id, 404 unknown study, 409 closed study, 403 signature missing or wrong (and
+    nothing is written then). Two statements: the worker's INSERT ... ON CONFLICT DO NOTHING, and the
+    session's INSERT ... SELECT from the study row, which inserts nothing when the study is closed (or unknown).
     """
+    from annotation_server.entry import signature_ok
+
     worker_id = v.identifier(worker_id, "worker_id", max_len=128)
     if not isinstance(study_name, str) or not v.is_study_name(study_name):
         raise ApiError(404, f"unknown study {str(study_name)[:80]!r}", "study")
     now = now or utcnow()
+    conn = db.connection()
+    S, WS = Study.__table__, WorkerSession.__table__
+    row = conn.execute(select(S.c.require_signed_entry, S.c.signing_secret).where(S.c.name == study_name)).first()
+    if row is None:
+        raise ApiError(404, f"unknown study {study_name[:80]!r}", "study")
+    signed = signature is not None and signature_ok(row.signing_secret, worker_id, signature)
+    if row.require_signed_entry and not signed:
+        raise ApiError(403, SIGNATURE_REQUIRED, "signature")
+    values = {"entry": entry, "entry_ref": entry_ref}
+    if signed:
+        values = {"entry": ENTRY_SIGNED, "entry_ref": entry_ref, "check_status": CONFIRMED,
+                  "check_reason": "signed entry link", "checked_at": now}
     token = new_token()
     token_hash = hash_token(token)
-    conn = db.connection()
     pk = worker_pk(conn, worker_id, now)
-    S, WS = Study.__table__, WorkerSession.__table__
-    source = select(S.c.id, literal(pk), literal(token_hash), literal(now, WS.c.created_at.type)).where(
+    source = select(S.c.id, literal(pk), literal(token_hash), literal(now, WS.c.created_at.type),
+                    *[literal(value, WS.c[key].type) for key, value in values.items()]).where(
         S.c.name == study_name, S.c.status == OPEN)
-    created = conn.execute(insert(WS).from_select(["study_id", "worker_id", "token_hash", "created_at"], source)
+    created = conn.execute(insert(WS).from_select(["study_id", "worker_id", "token_hash", "created_at", *values], source)
                            .returning(WS.c.id)).first()
     if created is None:
-        study = get_study(db, study_name)  # 404 if unknown
-        raise ApiError(409, f"study {study.name!r} is closed", "study")
+        raise ApiError(409, f"study {study_name!r} is closed", "study")
     return token
 
 
@@ -101,18 +122,21 @@ def start_session(db: Session, study_name: str, worker_id: str, now: datetime | 
 def _fast_start_statement() -> FastStatement:
     """PostgreSQL: a session as ONE statement: upsert the worker (only if the study is open), then INSERT the
     session from the open study's row; returns the session id, or no row (unknown or closed study: then
-    nothing was written). Parameters :name, :x (worker id), :h (token hash), :now."""
+    nothing was written), or a study that requires signed entry. Parameters :name, :x (worker id), :h (token
+    hash), :now, :entry."""
     S, W, WS = Study.__table__, Worker.__table__, WorkerSession.__table__
     now = bindparam("now", type_=WS.c.created_at.type)
     worker_id = bindparam("x", type_=W.c.external_id.type)
-    study = select(S.c.id).where(S.c.name == bindparam("name", type_=S.c.name.type), S.c.status == OPEN).cte("s")
+    study = select(S.c.id).where(S.c.name == bindparam("name", type_=S.c.name.type), S.c.status == OPEN,
+                                 S.c.require_signed_entry.is_(False)).cte("s")
     new = (pg_insert(W).from_select(["external_id", "created_at"], select(worker_id, now).where(select(study.c.id).exists()))
            .on_conflict_do_nothing(index_elements=[W.c.external_id]).returning(W.c.id).cte("nw"))
     # the statement's snapshot cannot see the row `nw` inserts: take it from RETURNING, else the existing one
     found = union_all(select(new.c.id), select(W.c.id).where(W.c.external_id == worker_id)).cte("w")
     pk = select(found.c.id).limit(1).scalar_subquery()
-    source = select(study.c.id, pk, bindparam("h", type_=WS.c.token_hash.type), now)
-    return FastStatement(insert(WS).from_select(["study_id", "worker_id", "token_hash", "created_at"], source)
+    source = select(study.c.id, pk, bindparam("h", type_=WS.c.token_hash.type), now,
+                    bindparam("entry", type_=WS.c.entry.type))
+    return FastStatement(insert(WS).from_select(["study_id", "worker_id", "token_hash", "created_at", "entry"], source)
                          .returning(WS.c.id))
 
 
@@ -130,7 +154,7 @@ def start_session_fast(conn: Connection, study_name: str, worker_id: str, now: d
     token = new_token()
     try:
         created = _fast_start_statement().first(conn, {"name": study_name, "x": worker_id, "h": hash_token(token),
-                                                       "now": now})
+                                                       "now": now, "entry": ENTRY_API})
     except IntegrityError:  # the worker was being created by a concurrent request (its row not yet visible)
         return None
     return token if created is not None else None

@@ -80,6 +80,9 @@ def resolve_task(value: Any, field: str, allow_files: bool = False) -> TaskSpec:
         except TaskSpecError as exc:
             raise ApiError(400, str(exc), field) from None
         v.identifier(spec.name, f"{field}.name", max_len=100)
+        if not v.is_data_name(spec.data_name):
+            raise ApiError(400, f"{field}.data_name must be the name of a dataset folder (letters, digits, '_ . -'), "
+                                "not a path", f"{field}.data_name")
         for i, ex in enumerate(spec.examples):
             v.text(ex, f"{field}.examples[{i}]", max_len=20_000)
         for key in ("title", "description"):
@@ -102,13 +105,15 @@ def create_study(
     title: str | None = None,
     instructions: str | None = None,
     now: datetime | None = None,
+    require_signed_entry: bool = False,
 ) -> Study:
     """Create and return a study (validated); ApiError 409 if the name is taken.
 
     pairwise: `judgments_per_pair` (default 12), `scheduler` "balanced" or "active",
     `examples_per_task` shown per task (default 3). labeling: `task` (required) and `labels_per_item` K
     (default 3). Both: `max_per_worker` (cap of units per worker), `gold_every` (one attention check
-    after every n-1 units, when gold items exist).
+    after every n-1 units, when gold items exist), `require_signed_entry` (sessions only through links
+    signed with the study's secret, `entry.sign_worker`).
     """
     name = v.study_name(name)
     kind = v.choice(kind, "kind", (PAIRWISE, LABELING))
@@ -142,6 +147,10 @@ def create_study(
         study.title = v.text(title, "title", max_len=200)
     if instructions is not None:
         study.instructions = v.text(instructions, "instructions", max_len=20_000)
+    if not isinstance(require_signed_entry, bool):
+        raise ApiError(400, "require_signed_entry must be true or false", "require_signed_entry")
+    study.require_signed_entry = require_signed_entry
+    study.signing_secret = secrets.token_hex(32)
     if db.scalars(select(Study.id).where(Study.name == name)).first() is not None:
         raise ApiError(409, f"a study called {name!r} already exists", "name")
     db.add(study)
@@ -153,7 +162,7 @@ def create_study(
 
 
 _CREATE_FIELDS = {"name", "kind", "task", "labels_per_item", "judgments_per_pair", "scheduler", "examples_per_task",
-                  "max_per_worker", "gold_every", "title", "instructions"}
+                  "max_per_worker", "gold_every", "title", "instructions", "require_signed_entry"}
 
 
 def create_study_from_json(db: Session, body: Any, now: datetime | None = None) -> Study:
@@ -171,6 +180,7 @@ def create_study_from_json(db: Session, body: Any, now: datetime | None = None) 
         scheduler=body.get("scheduler", BALANCED), examples_per_task=body.get("examples_per_task"),
         max_per_worker=body.get("max_per_worker"), gold_every=body.get("gold_every"),
         title=body.get("title"), instructions=body.get("instructions"), now=now,
+        require_signed_entry=body.get("require_signed_entry", False),
     )
 
 
@@ -185,12 +195,23 @@ def sample_examples(spec: TaskSpec, n: int, data_dir: str | Path | None = None, 
     if spec.examples:
         return list(spec.examples[:n])
     from subjlab.data import load_split
+    from subjlab.records import RecordError
 
+    # messages name the file relative to the data directory: no server path ever reaches a client
+    where = f"{spec.data_name}/train.jsonl"
     try:
         rows = load_split(spec, "train", data_dir, limit_per_label=max(1, math.ceil(n / len(spec.labels))), seed=seed)
-    except FileNotFoundError as exc:
-        raise ApiError(422, f"task {spec.name!r} has no example texts and its data was not found ({exc}); "
+    except FileNotFoundError:
+        raise ApiError(422, f"task {spec.name!r} has no example texts and its data ({where}) was not found; "
                             "give 'examples' in the task spec", "tasks") from None
+    except RecordError as exc:
+        line = f" at line {exc.line}" if exc.line else ""
+        field = f" (field {exc.field!r})" if exc.field else ""
+        raise ApiError(422, f"task {spec.name!r}: its data file {where} is malformed{line}{field}; "
+                            "fix the file or give 'examples' in the task spec", "tasks") from None
+    except (OSError, ValueError):
+        raise ApiError(422, f"task {spec.name!r}: its data file {where} cannot be read; "
+                            "fix the file or give 'examples' in the task spec", "tasks") from None
     by_label: dict[str, list[str]] = {}
     for ex in rows:
         by_label.setdefault(ex.label or "", []).append(ex.text)
@@ -341,7 +362,19 @@ def add_gold(db: Session, study: Study, entries: Sequence[Any], now: datetime | 
 
 def add_units_from_json(db: Session, name: str, body: Any, data_dir: str | Path | None = None,
                         now: datetime | None = None) -> dict[str, Any]:
-    """Validate a `POST /studies/{name}/items` body and add its tasks/examples/gold; return the reply JSON."""
+    """Validate a `POST /studies/{name}/items` body and add its tasks/examples/gold; return the reply JSON.
+
+    409 when a concurrent request added the same task, item id or check a moment before (the database's
+    UNIQUE constraints decide; nothing of this request is kept)."""
+    try:
+        return _add_units_from_json(db, name, body, data_dir, now)
+    except IntegrityError:
+        raise ApiError(409, "a task, item or check of this request was added by another request at the same "
+                            "moment; nothing of this request was added", "body") from None
+
+
+def _add_units_from_json(db: Session, name: str, body: Any, data_dir: str | Path | None,
+                         now: datetime | None) -> dict[str, Any]:
     study = get_study(db, name)
     body = v.obj(body)
     v.no_unknown_keys(body, {"tasks", "examples", "gold"})
@@ -408,6 +441,7 @@ def summary(db: Session, study: Study) -> dict[str, Any]:
         "gold_every": study.gold_every,
         "examples_per_task": study.examples_per_task,
         "task": study.task_spec["name"] if study.task_spec else None,
+        "require_signed_entry": bool(study.require_signed_entry),
         "units": count_units(db, study),
         "answers": count_answers(db, study),
         "created_at": iso(study.created_at),

@@ -22,6 +22,33 @@ def is_study_name(value: str) -> bool:
     return bool(_NAME_RE.fullmatch(value))
 
 
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_strings(value: Any, field: str = "body") -> None:
+    """Refuse (400, naming the field) any string, key or value, anywhere in a parsed JSON document that
+    holds a NUL character or a lone surrogate (JSON's "\\ud800"): neither can be stored as text by
+    PostgreSQL or encoded as UTF-8, so they are bad input wherever they appear."""
+    stack = [(value, field)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE_RE.search(item):
+                raise ApiError(400, f"{where} contains a NUL character or a lone surrogate (not valid text)", where[:100])
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if _UNSTORABLE_RE.search(key):
+                    raise ApiError(400, f"a key in {where} contains a NUL character or a lone surrogate", where[:100])
+                stack.append((sub, f"{where}.{key}" if where != "body" else key))
+        elif isinstance(item, list):
+            stack.extend((sub, f"{where}[{i}]") for i, sub in enumerate(item))
+
+
+def is_data_name(value: Any) -> bool:
+    """Whether `value` names a dataset folder inside the data directory: one path component, no `..`."""
+    return isinstance(value, str) and bool(_NAME_RE.fullmatch(value)) and set(value) != {"."}
+
+
 def study_name(value: Any, field: str = "name") -> str:
     """Return a valid study name (letters, digits, `_ . -`, at most 64, starting alphanumeric)."""
     if not isinstance(value, str):

@@ -1,6 +1,8 @@
 """What a worker sees: an assignment rendered as JSON (with the worker's progress).
 
-Texts are returned verbatim (they are data); the pages escape them. The study's fixed texts (labels,
+Texts are returned verbatim (they are data); the pages escape them. Nothing here tells an attention check
+from a regular unit: the slot is named by its opaque handle (`handles.py`), never by a database id or the
+researcher's item id, and both kinds carry the same fields. The study's fixed texts (labels,
 task descriptions, pairwise task cards) come from the app's metadata cache, the item text from the
 statement that leased the slot, so rendering reads nothing more from the database.
 """
@@ -24,11 +26,12 @@ __all__ = ["task_card", "assignment_json"]
 def assignment_json(conn: Connection, cache: MetadataCache, meta: StudyMeta, claimed: Claimed,
                     progress: Progress) -> dict[str, Any]:
     """Return the Assignment JSON (see CONTRACT.md) of a slot leased to the worker."""
-    out: dict[str, Any] = {"assignment": claimed.assignment_id, "kind": meta.kind, "study": meta.name,
+    out: dict[str, Any] = {"assignment": meta.handles.encode(claimed.assignment_id), "kind": meta.kind, "study": meta.name,
                            "lease_expires": iso(claimed.lease_expires)}
     if meta.labeling:
         out.update({
-            "item": {"id": claimed.item_key, "text": claimed.item_text},
+            "item": {"text": claimed.item_text if claimed.item_text is not None
+                     else cache.gold_text(conn, meta.id, claimed.gold_id)},
             "labels": list(meta.labels),
             "label_descriptions": dict(meta.label_descriptions or {}),
             "task": dict(meta.task or {}),

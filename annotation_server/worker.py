@@ -3,6 +3,8 @@
 The blueprint `bp` (no URL prefix) serves, for a study NAME:
 
 - `GET  /study/NAME`        instructions, the objectivity definition (pairwise), consent + worker-id form;
+  `?worker=ID&sig=SIG` (a signed entry link, `annotation_server.entry`) fixes the worker id and carries
+  the signature into the session start (required by studies with `require_signed_entry`);
 - `POST /study/NAME/start`  checks the CSRF token and the consent box, starts a worker session through
   `sessions.start_session` and keeps the worker token in the Flask session cookie
   (`session["subjlab_workers"][NAME]`);
@@ -24,8 +26,10 @@ from annotation_server import progress, security, sessions, studies
 from annotation_server.app import get_state
 from annotation_server.db import session_scope
 from annotation_server.errors import ApiError
+from annotation_server.models import ENTRY_WEB
 
 bp = Blueprint("worker", __name__, template_folder="templates")
+bp.after_request(security.no_store)  # pages carry worker tokens, signed entry links, completion codes
 
 #: Flask-session key holding {study name: worker token} for this browser.
 TOKENS_KEY = "subjlab_workers"
@@ -78,13 +82,16 @@ def _identity(token: str) -> Any | None:
 def _render_consent(info: dict[str, Any], *, error: str | None = None, worker_id: str = "",
                     status: int = 200):
     mturk = {k: request.values.get(k, "") for k in ("assignmentId", "hitId", "workerId")}
+    signature = request.values.get("sig") or request.values.get("signature") or ""
+    signed_worker = request.values.get("worker") or (request.form.get("worker_id") if signature else "") or ""
     preview = mturk["assignmentId"] == "ASSIGNMENT_ID_NOT_AVAILABLE"
     token = worker_token(info["name"])
     body = render_template(
         "worker/consent.html",
         study=info,
         error=error,
-        worker_id=worker_id or mturk["workerId"],
+        worker_id=signed_worker or worker_id or mturk["workerId"],
+        signature=signature if signed_worker else "",
         preview=preview,
         resume=token is not None and _identity(token) is not None,
     )
@@ -108,9 +115,11 @@ def start(name: str):
                                worker_id=worker_id, status=400)
     if not worker_id:
         return _render_consent(info, error="Please enter your worker ID.", status=400)
+    signature = request.form.get("signature") or None
     try:
         with session_scope(write=True) as db:
-            token = sessions.start_session(db, name, worker_id, now=get_state().clock())
+            token = sessions.start_session(db, name, worker_id, now=get_state().clock(), entry=ENTRY_WEB,
+                                           signature=signature)
     except ApiError as exc:
         if exc.status >= 500:
             raise

@@ -19,15 +19,34 @@
     reads all weights for one row), 16 at once is compute bound, so a second idle core helps the
     batched side only: on an idle 2-core machine 2 threads gave 3.6x, 1 thread 2.8x. Target >= 3x.
 
+(c) The whole engine at a real API's rate limit: the loopback endpoint (own process, 200 ms latency,
+    `generation.openai_server.CannedReplies`) behind `generation.openai_server.RateLimit`: 8
+    requests/s and 90,000 tokens/min (token buckets holding one second of each; a request costs
+    its prompt tokens + max_tokens, so as the zero-shot conversations grow the token limit binds
+    too). Beyond them: 429 at once with `retry-after` in whole seconds (as OpenAI sends it), a
+    quarter of them with no header at all. Once with OpenAI's `x-ratelimit-*` headers on every
+    reply, once without (as vLLM or Ollama behind a proxy). 2 x 120 texts at --concurrency 16: the
+    adaptive limit (default) and today's fixed concurrency (`adaptive_concurrency=False`: 16 in
+    flight, 429s retried with backoff up to --max-retries 6) alternate, 3 runs each, each on a fresh
+    endpoint; then one fixed run with --max-retries 30 (which finishes). Printed: texts/s as a share
+    of what the endpoint allowed over the run (its buckets' refill over the elapsed time plus their
+    initial contents, the token bucket in requests of the run's mean cost; target >= 0.9), 429s per
+    text written (target <= 0.2), client CPU per text, and runs that gave up.
+(d) A 30 s storm of 429s (every request; Retry-After 1 s, or no header for a quarter) from 10 s into
+    an adaptive run of 2 x 100 texts at an endpoint allowing 8 requests/s (no token limit, no budget
+    headers), and the same for a fixed run: when the endpoint serves again after the storm's end,
+    when it is back to 80% of the allowed rate (over 2 s), and whether the run ends with exactly 100
+    texts per label.
+
 Both baselines are measured in the same run; the load average is printed with the results.
-Run: `python bench/generation_throughput.py` (runs at nice 10; about 4 minutes on a 2-core CPU;
---quick for smaller sizes).
+Run: `python bench/generation_throughput.py` (runs at nice 10; about 20 minutes on a 2-core CPU,
+(c) about 13 of them, (d) 2; --quick for smaller sizes; --case to run one of them).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import contextlib
 import json
 import os
 import sys
@@ -41,29 +60,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from generation.backends.base import ChatRequest  # noqa: E402
 from generation.engine import GenerationConfig  # noqa: E402
-from generation.openai_server import ChatCompletionServer, completion_body  # noqa: E402
+from generation.limiter import describe  # noqa: E402
+from generation.openai_server import CannedReplies, ChatCompletionServer, RateLimit  # noqa: E402
 from generation.prompts import ZeroShotConversation  # noqa: E402
 from subjlab.tasks import get_task  # noqa: E402
 
-WORDS = ("amber basil cedar delta ember fjord grove heron iris juniper kestrel lumen maple nectar onyx "
-         "pebble quill raven sable thistle umber vale willow yarrow zephyr").split()
-
-
-class FixedLatency:
-    """Answers each request after `latency` seconds with a distinct 9-word text."""
-
-    def __init__(self, latency: float):
-        self.latency = latency
-
-    def __call__(self, body: dict) -> dict:
-        time.sleep(self.latency)
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
-        text = " ".join(WORDS[b % len(WORDS)] for b in digest[:9]).capitalize() + "."
-        return completion_body(body.get("model", "bench"), text, 40, 12)
-
-
 def _serve(latency: float, port_queue) -> None:
-    server = ChatCompletionServer(FixedLatency(latency))
+    server = ChatCompletionServer(CannedReplies(latency))
     port_queue.put(server.port)
     server.serve_forever()
 
@@ -124,6 +127,199 @@ def _run_concurrency(url: str, texts: dict[int, int], repeats: dict[int, int]) -
     return rates
 
 
+class _Switch:
+    """The responder of the rate-limited endpoint process: the current `RateLimit` (replaced for
+    each run, so each starts with full buckets)."""
+
+    def __init__(self) -> None:
+        self.current: RateLimit | None = None
+
+    def __call__(self, body: dict):
+        assert self.current is not None
+        return self.current(body)
+
+
+def _serve_rate_limited(latency: float, conn) -> None:
+    """Serve `CannedReplies(latency)` behind a `RateLimit`; commands come over `conn`:
+    ("limit", kwargs) starts a fresh limit, ("storm", start, end) adds a storm, ("stats",) answers
+    the limit's counters and log."""
+    switch = _Switch()
+    server = ChatCompletionServer(switch)
+    server.start()
+    conn.send(server.port)
+    while True:
+        try:
+            command = conn.recv()
+        except EOFError:
+            return
+        if command[0] == "limit":
+            switch.current = RateLimit(CannedReplies(latency), **command[1])
+            conn.send(None)
+        elif command[0] == "storm":
+            switch.current.storm(command[1], command[2])
+            conn.send(None)
+        elif command[0] == "stats":
+            lim = switch.current
+            conn.send({"admitted": lim.admitted, "rejected": lim.rejected, "tokens_charged": lim.tokens_charged,
+                       "log": list(lim.log)})
+
+
+def _allowed_texts(limit: dict, stats: dict, elapsed: float) -> float:
+    """Requests the endpoint could have admitted over `elapsed` seconds: its buckets' initial
+    contents plus their refill, the token bucket in requests of the run's mean charge."""
+    requests = limit["requests_per_s"] * (limit.get("burst_s", 1.0) + elapsed)
+    if limit.get("tokens_per_min") is None or not stats["admitted"]:
+        return requests
+    per_request = stats["tokens_charged"] / stats["admitted"]
+    tokens = limit["tokens_per_min"] / 60.0 * (limit.get("burst_s", 1.0) + elapsed)
+    return min(requests, tokens / per_request)
+
+
+def _rate_limited_run(conn, url: str, limit: dict, per_label: int, adaptive: bool, out: Path,
+                      storm: tuple[float, float] | None = None, max_retries: int = 6) -> dict:
+    """One engine run (2 labels x `per_label` texts, --concurrency 16) against a fresh limit;
+    returns what the bench prints."""
+    import asyncio
+
+    from generation.engine import GenerationError, generate_async, summary_path
+
+    conn.send(("limit", limit))
+    conn.recv()
+    config = GenerationConfig(
+        task="sms_spam", per_label=per_label, backend="openai", base_url=url, api_key="bench", model="bench",
+        concurrency=16, adaptive_concurrency=adaptive, cache=False, near_duplicate_threshold=None, progress=False,
+        max_retries=max_retries,
+    )
+    start, cpu_start = time.monotonic(), time.process_time()
+    if storm is not None:
+        conn.send(("storm", start + storm[0], start + storm[0] + storm[1]))
+        conn.recv()
+    gave_up = None
+    try:
+        asyncio.run(generate_async(config, out))
+    except GenerationError as exc:
+        gave_up = str(exc)
+    elapsed, cpu = time.monotonic() - start, time.process_time() - cpu_start
+    summary = json.loads(summary_path(out).read_text())
+    conn.send(("stats",))
+    stats = conn.recv()
+    written = summary["written"]
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    return {
+        "written": written, "per_label": summary["per_label"], "elapsed": elapsed, "gave_up": gave_up,
+        "rows_per_label": {lab: sum(r["label"] == lab for r in rows) for lab in summary["per_label"]},
+        "share": written / _allowed_texts(limit, stats, elapsed), "rejected": stats["rejected"],
+        "per_text": stats["rejected"] / max(written, 1), "cpu_ms": 1000 * cpu / written if written else None,
+        "rate_limit": summary.get("rate_limit"), "log": stats["log"], "start": start,
+    }
+
+
+def _describe_run(name: str, run: dict, share: bool = True) -> str:
+    end = f"GAVE UP after {run['written']} texts ({run['gave_up'][:90]})" if run["gave_up"] else \
+        f"{run['written']} texts"
+    limit = run["rate_limit"]
+    settled = "" if not limit else f"; limit: {describe(limit)}"
+    of_allowed = f" = {run['share']:.2f} of allowed" if share else ""
+    return (f"  {name} {end} in {run['elapsed']:.1f} s = {run['written'] / run['elapsed']:.2f} texts/s{of_allowed}; "
+            f"{run['rejected']} x 429 = {run['per_text']:.2f} per text; "
+            + (f"{run['cpu_ms']:.1f} ms CPU per text" if run["written"] else "no text to count CPU per text") + settled)
+
+
+@contextlib.contextmanager
+def _limited_endpoint(latency: float = 0.2):
+    """Start the rate-limited endpoint process (`_serve_rate_limited`); yield (pipe, base URL)
+    after a warm-up run (the first run in a process pays about 2 s of imports)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_serve_rate_limited, args=(latency, child), daemon=True)
+    proc.start()
+    try:
+        url = f"http://127.0.0.1:{parent.recv()}/v1"
+        with tempfile.TemporaryDirectory() as tmp:
+            _rate_limited_run(parent, url, dict(requests_per_s=1000.0), 2, True, Path(tmp) / "warm-up.jsonl")
+        yield parent, url
+    finally:
+        parent.close()
+        proc.terminate()
+        proc.join(timeout=10)
+
+
+def bench_rate_limited(conn, url: str, per_label: int, repeats: int) -> dict:
+    """(c) adaptive vs fixed concurrency at a rate limit, with and without budget headers.
+    Returns {variant: {"adaptive": [runs], "fixed": [runs], "fixed, --max-retries 30": [run]}}."""
+    import statistics
+
+    variants = {
+        "headers": dict(requests_per_s=8.0, tokens_per_min=90_000, headers=True, bare_share=0.25),
+        "no headers": dict(requests_per_s=8.0, tokens_per_min=90_000, headers=False, bare_share=0.25),
+    }
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant, limit in variants.items():
+            print(f"  {variant}: 8 requests/s, 90,000 tokens/min, 2 x {per_label} texts at --concurrency 16", flush=True)
+            runs: dict[str, list] = {"adaptive": [], "fixed": []}
+            for rep in range(repeats):
+                for name in ("adaptive", "fixed") if rep % 2 == 0 else ("fixed", "adaptive"):
+                    out = Path(tmp) / f"{variant.replace(' ', '_')}-{name}-{rep}.jsonl"
+                    run = _rate_limited_run(conn, url, dict(limit, seed=rep), per_label, name == "adaptive", out)
+                    runs[name].append(run)
+                    print(_describe_run(name, run), flush=True)
+            # today's engine gives up with the default --max-retries 6; with 30 it finishes
+            out = Path(tmp) / f"{variant.replace(' ', '_')}-fixed-30.jsonl"
+            runs["fixed, --max-retries 30"] = [_rate_limited_run(conn, url, dict(limit, seed=7), per_label, False, out,
+                                                                 max_retries=30)]
+            print(_describe_run("fixed, --max-retries 30", runs["fixed, --max-retries 30"][0]), flush=True)
+            for name, done_runs in runs.items():
+                done = [r for r in done_runs if not r["gave_up"]]
+                if done:
+                    print(f"  {variant} {name}, medians: {statistics.median(r['share'] for r in done):.2f} of the "
+                          f"allowed rate, {statistics.median(r['per_text'] for r in done):.2f} x 429 per text "
+                          f"({len(done_runs) - len(done)} of {len(done_runs)} runs gave up)", flush=True)
+                else:
+                    print(f"  {variant} {name}: every run gave up ({len(done_runs)} of {len(done_runs)})", flush=True)
+            results[variant] = runs
+    return results
+
+
+def bench_storm(conn, url: str, storm_s: float, storm_at: float = 10.0, after_s: float = 15.0) -> dict:
+    """(d) a storm of 429s of `storm_s` seconds from `storm_at` seconds into a run, at an endpoint
+    allowing 8 requests/s (no token limit, no budget headers): adaptive, then fixed."""
+    rate = 8.0
+    limit = dict(requests_per_s=rate, headers=False, bare_share=0.25, seed=99)
+    n = int(rate * (storm_at + after_s) / 2)
+    print(f"(d) a {storm_s:.0f} s storm of 429s from {storm_at:.0f} s into a run of 2 x {n} texts at an endpoint "
+          f"allowing {rate:g} requests/s (no budget headers)", flush=True)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("adaptive", "fixed"):
+            out = Path(tmp) / f"storm-{name}.jsonl"
+            run = _rate_limited_run(conn, url, limit, n, name == "adaptive", out, storm=(storm_at, storm_s))
+            end = run["start"] + storm_at + storm_s
+            served = sorted(t for t, status in run["log"] if status == 200 and t >= end)
+            run["first_after"] = served[0] - end if served else None
+            run["back_to_80"] = _back_to(served, end, 0.8 * rate)
+            run["exact"] = run["rows_per_label"] == {lab: n for lab in run["rows_per_label"]}
+            print(_describe_run(name, run, share=False), flush=True)
+            if not run["gave_up"]:
+                first = "never" if run["first_after"] is None else f"{run['first_after']:.2f} s"
+                back = "never" if run["back_to_80"] is None else f"{run['back_to_80']:.1f} s"
+                print(f"  {name} after the storm: first request served {first} after its end, 80% of the allowed "
+                      f"rate (over 2 s) {back} after; texts per label {run['rows_per_label']} "
+                      f"({'exact' if run['exact'] else 'NOT exact'})", flush=True)
+            results[name] = run
+    return results
+
+
+def _back_to(served: list[float], since: float, rate: float, span: float = 2.0) -> float | None:
+    """Seconds after `since` until `span` seconds in a row served at least `rate` requests/s."""
+    for i, t in enumerate(served):
+        if sum(1 for u in served[i:] if u < t + span) >= rate * span:
+            return t - since
+    return None
+
+
 def load_average() -> str:
     """Return the 1/5/15-minute load averages as text (what else the machine was doing)."""
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -170,32 +366,47 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for (b) (default: the idle cores at start, as `subjlab run` chooses)")
+    parser.add_argument("--case", choices=("concurrency", "local", "rate-limit", "storm"), default=None,
+                        help="run only (a) concurrency, (b) local, (c) rate-limit or (d) storm (default: all)")
     args = parser.parse_args()
     try:
         os.nice(10)
     except OSError:
         pass
-    texts = {1: 16, 16: 64} if args.quick else {1: 48, 16: 160}
-    repeats = {1: 1, 16: 1} if args.quick else {1: 3, 16: 5}
-    n_local = 4 if args.quick else 16
-    print(f"(a) engine vs a loopback endpoint with 200 ms latency: {texts[16]} texts at concurrency 16 "
-          f"(median of {repeats[16]}), {texts[1]} at 1 (median of {repeats[1]}); load average {load_average()}")
-    rates = bench_concurrency(0.2, texts, repeats)
-    print(f"concurrency 16 vs 1 (medians): {rates[16] / rates[1]:.1f}x texts/s (target >= 12x, ideal 16x); "
-          f"load average {load_average()}")
-    if not args.quick:
-        print("(a') the same with a 1 s latency (closer to a real chat model's), 32 texts, one run each")
-        slow = bench_concurrency(1.0, {1: 32, 16: 32}, {1: 1, 16: 1})
-        print(f"concurrency 16 vs 1 at 1 s latency: {slow[16] / slow[1]:.1f}x texts/s (ideal 16x)")
-    if args.threads is None:
-        from subjlab.runner.util import auto_threads
+    if args.case in (None, "concurrency"):
+        texts = {1: 16, 16: 64} if args.quick else {1: 48, 16: 160}
+        repeats = {1: 1, 16: 1} if args.quick else {1: 3, 16: 5}
+        print(f"(a) engine vs a loopback endpoint with 200 ms latency: {texts[16]} texts at concurrency 16 "
+              f"(median of {repeats[16]}), {texts[1]} at 1 (median of {repeats[1]}); load average {load_average()}")
+        rates = bench_concurrency(0.2, texts, repeats)
+        print(f"concurrency 16 vs 1 (medians): {rates[16] / rates[1]:.1f}x texts/s (target >= 12x, ideal 16x); "
+              f"load average {load_average()}")
+        if not args.quick:
+            print("(a') the same with a 1 s latency (closer to a real chat model's), 32 texts, one run each")
+            slow = bench_concurrency(1.0, {1: 32, 16: 32}, {1: 1, 16: 1})
+            print(f"concurrency 16 vs 1 at 1 s latency: {slow[16] / slow[1]:.1f}x texts/s (ideal 16x)")
+    if args.case in (None, "local"):
+        if args.threads is None:
+            from subjlab.runner.util import auto_threads
 
-        args.threads = auto_threads()
-    print(f"(b) local SmolLM2-135M-Instruct, {n_local} texts, 48 max tokens, greedy, {args.threads} thread(s)")
-    local = bench_local_batching(n_local, n_local, 48, args.threads)
-    (single, batched), (single_cpu, batched_cpu) = local["wall"], local["cpu"]
-    print(f"local batched ({n_local} conversations) vs one at a time: {batched / single:.1f}x texts/s wall, "
-          f"{batched_cpu / single_cpu:.1f}x texts per CPU-second (target >= 3x); load average {load_average()}")
+            args.threads = auto_threads()
+        n_local = 4 if args.quick else 16
+        print(f"(b) local SmolLM2-135M-Instruct, {n_local} texts, 48 max tokens, greedy, {args.threads} thread(s)")
+        local = bench_local_batching(n_local, n_local, 48, args.threads)
+        (single, batched), (single_cpu, batched_cpu) = local["wall"], local["cpu"]
+        print(f"local batched ({n_local} conversations) vs one at a time: {batched / single:.1f}x texts/s wall, "
+              f"{batched_cpu / single_cpu:.1f}x texts per CPU-second (target >= 3x); load average {load_average()}")
+    if args.case in (None, "rate-limit", "storm"):
+        with _limited_endpoint() as (conn, url):
+            if args.case in (None, "rate-limit"):
+                per_label, repeats = (40, 1) if args.quick else (120, 3)
+                print(f"(c) engine vs a rate-limited loopback endpoint (200 ms latency), adaptive limit vs fixed "
+                      f"concurrency, {repeats} run(s) each, alternating; load average {load_average()}", flush=True)
+                bench_rate_limited(conn, url, per_label, repeats)
+            if args.case in (None, "storm"):
+                print(f"load average {load_average()}", flush=True)
+                bench_storm(conn, url, 10.0 if args.quick else 30.0)
+        print(f"load average {load_average()}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ simulated workers (threads, one keep-alive connection each) loop, new session wh
 row. Per level it prints accepted answers/s and p50/p95/p99 latency of every request after a warm-up
 (`--warmup`, default 1 s: all simulated workers start in the same instant, so the first second is a burst
 of sessions; the whole run's p99 is printed below the row), errors, and acknowledged vs persisted answers
-over the whole run (persisted = the admin export; every acknowledged (item, worker, label) must be in it,
+over the whole run (persisted = the admin export; every acknowledged (assignment, worker, label) must be in it,
 and nothing else).
 
 Then the crash test: a small study with short leases under load, `kill -9` of the whole server process
@@ -186,7 +186,7 @@ def bench_examples(n_items: int) -> list:
     out = []
     for k in range(n_items):
         ex = real[k % len(real)]
-        out.append(ex if k < len(real) else type(ex)(id=f"{ex.id}#{k // len(real) + 1}", text=ex.text, label=ex.label))
+        out.append(ex if k < len(real) else type(ex)(id=f"{ex.id}.r{k // len(real) + 1}", text=ex.text, label=ex.label))
     return out
 
 
@@ -228,7 +228,7 @@ class Tally:
     """What one simulated worker saw."""
 
     samples: list[tuple[float, float, str]] = field(default_factory=list)  # (sent at, seconds, operation)
-    acked: list[tuple[str, str, str]] = field(default_factory=list)  # (item, worker, label)
+    acked: list[tuple[str, str, str]] = field(default_factory=list)  # (assignment handle, worker, label)
     acked_at: list[float] = field(default_factory=list)  # when each acknowledgement arrived (perf_counter)
     errors: dict[str, int] = field(default_factory=dict)
     sessions: int = 0
@@ -395,7 +395,7 @@ class SimulatedWorker(threading.Thread):
                     self.stop_event.wait(0.2)
                     continue
                 a = r.json()
-            item, labels = a["item"]["id"], a["labels"]
+            item, labels = a["assignment"], a["labels"]  # the opaque handle names the unit answered
             label = labels[sum(item.encode()) % len(labels)]
             op = "answer+next" if self.one_trip else "answer"
             r = self._retry(lambda: self._timed(op, client, "POST", f"/api/v1/assignments/{a['assignment']}{answer_query}",
@@ -428,6 +428,7 @@ class LoadResult:
     by_op: dict[str, list[float]] = field(default_factory=dict)
     persisted: set[tuple[str, str, str]] = field(default_factory=set)
     persisted_rows: int = 0
+    persisted_pairs: list[tuple[str, str]] = field(default_factory=list)  # (item, worker) of every exported row
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the run, by part
     loop: str = "strict"  # "strict": session -> next -> answer; "one-trip": answer?next=1 carries the next
     worker_means: list[float] = field(default_factory=list)  # each simulated worker's mean request latency (s)
@@ -507,7 +508,8 @@ def check_persisted(url: str, study: str, result: LoadResult) -> None:
     """Fill `result.persisted` from the admin export."""
     rows = export_labels(url, study)
     result.persisted_rows = len(rows)
-    result.persisted = {(r["item"], r["worker"], r["label"]) for r in rows}
+    result.persisted = {(r["assignment"], r["worker"], r["label"]) for r in rows}
+    result.persisted_pairs = [(r["item"], r["worker"]) for r in rows]
 
 
 # --- in-process profile --------------------------------------------------------------------------
@@ -782,8 +784,7 @@ def crash_test(db: str, db_url: str, root: Path, server_workers: int, threads: i
         holder["server"].stop()
     missing = r.acked - r.persisted
     unacked = len(r.persisted - r.acked)
-    pairs = [(item, worker) for item, worker, _ in r.persisted]
-    duplicates = r.persisted_rows - len(set(pairs))
+    duplicates = r.persisted_rows - len(set(r.persisted_pairs))
     mid_load = (timeline.get("answered_before_kill") or 0) < slots  # else the kill tested nothing: study already full
     ok = (not missing and duplicates == 0 and prog["answered"] == slots and prog["active_leases"] == 0
           and prog["open_slots"] == 0 and mid_load)

@@ -31,7 +31,11 @@ class GenerationConfig:
       (any OpenAI-compatible endpoint; `model` is the model name, default gpt-3.5-turbo) or
       "openai-batch" (the same through the OpenAI Batch API: one batch per round, half the price).
     base_url, api_key: for "openai" (else $OPENAI_BASE_URL / $OPENAI_API_KEY).
-    concurrency: requests in flight at once ("openai") or conversations per batch ("local").
+    concurrency: requests in flight at once ("openai": the ceiling of the adaptive limit) or
+      conversations per batch ("local").
+    adaptive_concurrency: "openai": adapt the requests in flight and their pace to the endpoint's
+      rate-limit headers and 429s (`generation.limiter`); False keeps `concurrency` in flight and
+      retries 429s like other errors.
     conversations: conversations advanced together in one round (default 4 x concurrency for
       "openai", = concurrency for "local", 1000 for "openai-batch", where a round is one batch);
       results are committed in a fixed order per round.
@@ -59,6 +63,7 @@ class GenerationConfig:
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
     concurrency: int = 8
+    adaptive_concurrency: bool = True
     conversations: int | None = None
     diversity_every: int = DEFAULT_DIVERSITY_EVERY
     max_turns: int = 20
@@ -165,7 +170,9 @@ class GenerationConfig:
             min_words=self.min_words,
             near_duplicate_threshold=self.near_duplicate_threshold,
             demo_copy_threshold=self.demo_copy_threshold if self.mode == "few-shot" else None,
-            prompt_echoes=tuple(self.spec.label_descriptions[lab] for lab in self.spec.labels),
+            prompt_echoes=(*(self.spec.label_descriptions[lab] for lab in self.spec.labels), self.spec.context,
+                           self.spec.style),
+            label_names=tuple(self.spec.labels),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,6 +209,8 @@ class RunSummary:
     unused_requests: backend calls sent ahead of their round (while the previous round finished)
     that the round then did not need (answered ones count in `requests` and tokens, and their
     replies are cached); they are only sent while the budget has room for them.
+    rate_limit: "openai" with the adaptive limit: what limit the run settled at
+    (`generation.limiter.AdaptiveLimiter.report`); None otherwise.
     """
 
     task: str
@@ -230,6 +239,7 @@ class RunSummary:
     elapsed_s: float = 0.0
     texts_per_s: float = 0.0
     stopped: str = "complete"
+    rate_limit: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -22,7 +22,9 @@ prompt every n turns, a new conversation after `max_turns`, or after `stall_turn
 that gave no accepted text: the model is repeating itself, so the conversation is abandoned, counted
 in `abandoned_conversations`); in few-shot mode each request is new, with its own seeded
 demonstrations. Lanes go to the labels that still need texts, never more lanes to a label than
-texts it still needs. The round's requests are answered from the response cache or sent to the
+texts it still needs; in zero-shot mode new conversations are opened only as far as each can reach
+its first diversity turn (`Planner.max_lanes`), so even a run of a few texts per label sends the
+diversity prompt. The round's requests are answered from the response cache or sent to the
 backend (at most `concurrency` at once; in batches for the local backend; as one Batch API job for
 "openai-batch"), with retries (`generation.retry`: exponential backoff with jitter, or the
 server's Retry-After) on rate limits, 5xx, timeouts and malformed bodies; 401/403 stop the run at
@@ -32,6 +34,10 @@ responses go into the cache in one transaction, then its records are appended to
 one write and one fsync. Nothing counts as written (progress bar, summary) before that fsync
 returns, so a crash loses no acknowledged record; it can only cut the round being written (a torn
 last line is repaired on resume).
+
+Rate limits ("openai"). The requests in flight, at most `concurrency`, and their pace follow what
+the endpoint allows (`generation.limiter`): its rate-limit headers when it sends them, else its
+429s (additive increase, multiplicative decrease); a 429 is waited out, not counted as a retry.
 
 Sending ahead (backends taking one request per call, i.e. "openai"). While a round's slowest
 requests are still out, the next round's likely requests are already sent: a conversation's next
@@ -67,13 +73,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Awaitable, Sequence
 
 from generation.backends import make_backend
 from generation.backends.base import Backend, BackendAuthError, BackendError, ChatRequest, ChatResponse, RetryableError
 from generation.cache import ResponseCache, request_key
 from generation.config import GenerationConfig, RunSummary
 from generation.filters import TextFilter
+from generation.limiter import AdaptiveLimiter
 from generation.output import OutputWriter, load_output
 from generation.parsing import parse_response
 from generation.planning import Lane, PlannedRequest, Planner, next_turn, preview_requests
@@ -163,6 +170,12 @@ class _Run:
         self.namespace = backend.cache_namespace or backend.name
         self.semaphore = asyncio.Semaphore(1 if backend.max_batch > 1 else config.concurrency)
         self.policy = RetryPolicy(config.max_retries, config.backoff_base, config.backoff_max)
+        # The adaptive limit is for endpoints called one request at a time ("openai"); 429s are
+        # waited out while the endpoint served something within the time the retries could wait.
+        self.limiter = (
+            AdaptiveLimiter(config.concurrency, patience=config.max_retries * config.backoff_max)
+            if config.adaptive_concurrency and backend.max_batch == 1 and backend.concurrent_calls else None
+        )
         self.jitter = random.Random()
         self.budget = config.effective_max_requests
         self.used = 0  #: the budget spent: requests sent by rounds and ahead of them (cache hits are free)
@@ -193,16 +206,27 @@ class _Run:
         self.summary.retries += 1
 
     async def _call(self, requests: list[ChatRequest], handle: _Ahead | None = None) -> list[ChatResponse]:
-        """One backend call (at most `concurrency` at once), retried per the policy; counts it."""
-        async with self.semaphore:
+        """One backend call (at most `concurrency` at once, or what the adaptive limiter allows),
+        retried per the policy; counts it."""
+
+        def started() -> None:
             if handle is not None:
                 handle.started = True
-            try:
-                responses = await with_retries(
-                    lambda: self.backend.complete(requests), self.policy, self.jitter, self._count_retry
-                )
-            except BackendError as exc:  # RetriesExhausted included; BackendAuthError passes as is
-                raise GenerationError(str(exc)) from None
+
+        def call() -> Awaitable[list[ChatResponse]]:
+            return self.backend.complete(requests)
+
+        try:
+            if self.limiter is None:
+                async with self.semaphore:
+                    started()
+                    responses = await with_retries(call, self.policy, self.jitter, self._count_retry)
+            else:
+                prompt = sum(self.backend.count_tokens(r.messages) for r in requests)
+                attempt = self.limiter.attempts(call, prompt, sum(r.max_tokens for r in requests), started)
+                responses = await with_retries(attempt, self.policy, self.jitter, self._count_retry, self.limiter)
+        except BackendError as exc:  # RetriesExhausted included; BackendAuthError passes as is
+            raise GenerationError(str(exc)) from None
         if len(responses) != len(requests):
             raise GenerationError(f"the backend returned {len(responses)} responses for {len(requests)} requests")
         self.summary.requests += len(requests)
@@ -380,7 +404,7 @@ class _Run:
     def _assign(self, going_on: list[Lane], need: dict[str, int], next_index: dict[str, int]) -> list[Lane]:
         """Return the next round's lanes: conversations in `going_on` whose label still needs texts
         (never more lanes to a label than texts it needs), then new lanes for the labels with the
-        fewest lanes, up to `conversations` (advances `next_index`)."""
+        fewest lanes (up to `Planner.max_lanes` a label), up to `conversations` (advances `next_index`)."""
         c = self.config
         kept: list[Lane] = []
         per_label: Counter[str] = Counter()
@@ -389,7 +413,7 @@ class _Run:
                 kept.append(lane)
                 per_label[lane.label] += 1
         while len(kept) < c.effective_conversations:
-            open_labels = [lab for lab in self.labels if per_label[lab] < need[lab]]
+            open_labels = [lab for lab in self.labels if per_label[lab] < self.planner.max_lanes(need[lab])]
             if not open_labels:
                 break
             lab = min(open_labels, key=lambda x: (per_label[x], self.labels.index(x)))
@@ -472,6 +496,7 @@ class _Run:
             self.summary.per_label = {lab: file_count[lab] for lab in self.labels}
             self.summary.filters = self.filter.counts()
             self.summary.elapsed_s = round(time.monotonic() - start, 3)
+            self.summary.rate_limit = None if self.limiter is None else self.limiter.report()
             self.summary.texts_per_s = round(written / self.summary.elapsed_s, 3) if self.summary.elapsed_s > 0 else 0.0
             self.summary.estimated_cost_usd = (
                 None if self.price is None else round(self.price.cost(self.summary.tokens_in, self.summary.tokens_out), 6)

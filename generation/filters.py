@@ -5,11 +5,20 @@ Checks, in this order (the first that fails names the reason):
 - `empty`: nothing left after parsing and cleaning.
 - `word_limit`: fewer than `min_words` words, or more than word_limit * (1 + word_margin) words.
 - `meta`: refusals and meta-talk instead of a text ("As an AI ...", "I'm sorry, but I can't ...",
-  "Here is a tweet:", "Sure! Here ...", "I hope this helps", a lead-in ending in a colon), and
-  texts that repeat a phrase of the prompt (`prompt_echoes`, e.g. the label's description).
+  "Here is a tweet:", "Sure! Here ...", "I hope this helps", a lead-in ending in a colon), the
+  assistant's voice ("How can I help you today?", "I'd be happy to provide ..."), talk about the
+  request ("your example", "previously generated data", "no more than 30 words"), a description of
+  a text instead of the text ("A positive financial news article about ..."), templates to fill in
+  ("[Your Name]"), and texts that repeat a phrase of the prompt (`prompt_echoes`, e.g. the label's
+  description).
+- `label_leak`: a text that states its own label ("it's spam", "Negative news: ...", "#sarcasm",
+  "a sarcastic tweet", "(label: positive)"), so a classifier could learn the label's name instead of
+  its meaning. Label names that are ordinary words of a domain's texts (`COMMON_LABEL_WORDS`:
+  positive, negative, neutral, ...) count only where they label ("Positive:", "a negative story").
 - `duplicate`: the same text (case, punctuation and spacing ignored) was already accepted.
-- `demo_copy` (few-shot only): the text equals one of its demonstrations, or its MiniLM cosine
-  similarity to one is >= `demo_copy_threshold`.
+- `demo_copy` (few-shot only): the text equals one of its demonstrations, shares a run of
+  `COPY_RUN` consecutive words with one, or its MiniLM cosine similarity to one is >=
+  `demo_copy_threshold`.
 - `near_duplicate`: MiniLM cosine similarity >= `near_duplicate_threshold` to an accepted text.
 
 Duplicates are checked across all labels of a run (one text cannot be kept under two labels).
@@ -28,7 +37,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 #: Rejection reasons, in the order they are checked.
-REASONS = ("empty", "word_limit", "meta", "duplicate", "demo_copy", "near_duplicate")
+REASONS = ("empty", "word_limit", "meta", "label_leak", "duplicate", "demo_copy", "near_duplicate")
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -47,17 +56,93 @@ _META_START = re.compile(
 _META_ANYWHERE = re.compile(
     r"\bas an ai\b|\bas a(?:n)? (?:ai|language model|assistant)\b|\bi am an ai\b|\b(?:large )?language model\b"
     r"|\bword (?:limit|count)\b|\bi hope (?:this|these|that|it) (?:helps|meets|fits|works)\b|\blet me know if\b"
+    r"|\bi hope (?:this|the) (?:message|text|tweet|sentence) (?:is|was) helpful\b"
     r"|\bfeel free to (?:ask|let)\b|\bthe example (?:i|you) (?:have )?(?:provided|given)\b"
     r"|\bhow can i (?:help|assist) you\b|\bwhat'?s your (?:response|question)\b"
-    r"|\b(?:the|this) (?:sentence|example|text|message|tweet) i (?:have )?(?:provided|given|wrote|written)\b",
+    r"|\b(?:the|this) (?:sentence|example|text|message|tweet) i (?:have )?(?:provided|given|wrote|written)\b"
+    # the assistant's voice: offers of help, what it will create for the requester
+    r"|\b(?:i|we)(?:'m| am|'d| would| will|'ll| can| could)?(?: be)?(?: just| really| always)? (?:happy|glad|delighted|ready|here|able|going|trying)"
+    r" to (?:help|assist|provide|create|generate|write|copy|collaborate|imitate)\b"
+    r"|\b(?:can|could|may|shall) (?:i|we) (?:help|assist)\b|\bwhat can i (?:do|help)\b|\banything else i can\b"
+    r"|\bi can help\b|\bhelp (?:you )?with (?:that|whatever|anything|any text|your (?:problem|issue|task))\b"
+    r"|\b(?:i|we) (?:can|will|'ll|could|would) (?:create|generate|provide|rewrite|imitate|emulate|give you)\b"
+    r"|\bshare (?:a|an|this|the) (?:joke|text|message|tweet|sentence|example) with you\b|\bi'?d like to make\b"
+    r"|\bai (?:assistant|model)\b|\bi'?m (?:not )?an? (?:[\w-]+ )?ai\b"
+    # talk about the request
+    r"|\byour (?:request|requirement|example|prompt|instructions?)\b|\bthe example (?:you|i)\b"
+    r"|\b(?:previously )?generated (?:data|texts?|examples?|content)\b|\b(?:content|data|text) generated\b|\bmore diverse\b|\byour answer (?:must|should)\b"
+    r"|\b(?:more|less|fewer|longer) than \d+ words\b|\brequested (?:message|text|sentence|tweet|data)\b"
+    # a description of a text instead of the text
+    r"|\b(?:a|an|the|this|that)\s+(?:[\w-]+\s+){0,3}?(?:sentence|news article|news piece|news item|one-liner|sample)"
+    r"(?: (?:from|in|of|about|with|that|is|was|has|might|could|would|can))\b"
+    r"|\b(?:a|an|one|another|the) (?:great |good |classic |possible |new |more \w+ )?(?:example|sample) of\b"
+    r"|\bnews headlines?\b|\bthe (?:article|text|sentence|tweet|headline) (?:mentions|says|describes|is about|highlights)\b"
+    r"|\bhere(?:'s| is| are)\s+(?:a|an|the|some|my|one|another)\s+(?:[\w-]+\s+){0,3}?(?:sample|solution|response|"
+    r"continuation|sentence|example|version|text|message|tweet|joke|headline)s?\b"
+    # a template to fill in
+    r"|\[[^\[\]]{0,40}\b(?:your|insert|name|user\d*|recipient|company|product|topic|sender|location|time)\b[^\[\]]{0,40}\]",
     re.IGNORECASE,
 )
+
+#: Label names that are ordinary words of some domain's texts ("positive cash flow", "World Cup"):
+#: they count as a label leak only where they label the text, not wherever they occur.
+COMMON_LABEL_WORDS = frozenset({
+    "positive", "negative", "neutral", "world", "business", "sports", "sci/tech", "joy", "fear", "anger",
+    "sadness", "surprise", "disgust", "love", "optimism", "country", "league", "screenwriter", "tributary",
+})
+#: Nouns after which a label name labels the text: "a spam message", "a sarcastic tweet", "positive story".
+_GENRE = r"(?:news|story|stories|text|message|tweet|sentence|headline|note|tone|style|spin|connotation|comment|label|example|claim)"
+
+
+def _label_forms(label: str) -> str:
+    words = re.split(r"[_\s-]+", label.strip())
+    return r"[\s_-]*".join(re.escape(w) for w in words if w)
+
+
+def label_leak_pattern(labels: Iterable[str]) -> re.Pattern[str] | None:
+    """The pattern of texts that state one of `labels` (None without labels)."""
+    forms = [(_label_forms(lab), lab.casefold()) for lab in labels if lab.strip()]
+    if not forms:
+        return None
+    any_label = "|".join(f for f, _ in forms)
+    # bare names (and their word family: sarcastic -> sarcasm, humor -> humorous) of distinctive labels
+    bare = "|".join(_label_forms(name if len(name) <= 6 else name[:-3]) for _, name in forms
+                    if name not in COMMON_LABEL_WORDS and len(name) > 3)
+    parts = [
+        r"\blabel(?:s|ed|led)?\b",
+        rf"(?:^|[\s(\[])(?:{any_label})\s*[:!]",
+        rf"['\"‘“](?:{any_label})['\"’”]",
+        rf"#(?:{any_label})\b",
+        rf"\b(?:{any_label})\s+{_GENRE}\b",
+        r"\b(?:good|bad) news\s*:",
+    ]
+    if bare:
+        parts.append(rf"\b(?:{bare})\w*")
+    return re.compile("|".join(parts), re.IGNORECASE)
 
 
 def is_meta(text: str) -> bool:
     """True when `text` is a refusal or talk about the task rather than a text of the task."""
     stripped = text.strip()
     return bool(_META_START.search(stripped) or _META_ANYWHERE.search(stripped) or stripped.endswith(":"))
+
+
+#: A text repeating this many consecutive words of a prompt phrase (a label description, the
+#: persona, the style) is talking about the task ("I am a mobile phone user ..."); a phrase shorter
+#: than this counts only when repeated whole.
+ECHO_RUN = 4
+#: A few-shot text sharing this many consecutive words with one of its demonstrations copies it,
+#: however it goes on ("Exports grew 16.5% to 19.1 million liters, indicating ...").
+COPY_RUN = 5
+
+
+def shares_run(words: Sequence[str], phrase: Sequence[str], run: int) -> bool:
+    """True when `words` contains `run` consecutive words of `phrase` (the whole phrase if shorter)."""
+    if not phrase:
+        return False
+    n = min(run, len(phrase))
+    grams = {tuple(phrase[i : i + n]) for i in range(len(phrase) - n + 1)}
+    return any(tuple(words[i : i + n]) in grams for i in range(len(words) - n + 1))
 
 
 def normalize_for_dedup(text: str) -> str:
@@ -81,6 +166,7 @@ class FilterSettings:
     embedding_model: a sentence-transformers directory (default: the packaged all-MiniLM-L6-v2).
     prompt_echoes: phrases of the prompt (e.g. the label descriptions); a text that repeats one is
     talking about the task, not doing it (meta reason).
+    label_names: the task's labels; a text that states one is a label leak (label_leak reason).
     """
 
     word_limit: int
@@ -90,6 +176,7 @@ class FilterSettings:
     demo_copy_threshold: float | None = 0.90
     embedding_model: str | None = None
     prompt_echoes: tuple[str, ...] = ()
+    label_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.word_limit < 1:
@@ -141,6 +228,7 @@ class TextFilter:
         self._vectors: dict[str, np.ndarray] = {}
         self._matrix = np.zeros((0, 0), dtype=np.float32)
         self._rows = 0
+        self._label_leak = label_leak_pattern(settings.label_names)
 
     # -- embeddings -------------------------------------------------------------------------
     def prepare(self, texts: Iterable[str], demonstrations: Iterable[str] = ()) -> None:
@@ -185,11 +273,17 @@ class TextFilter:
             return "word_limit"
         if is_meta(text) or self._echoes(text):
             return "meta"
+        if self._label_leak is not None and self._label_leak.search(text):
+            return "label_leak"
         return None
 
     def _echoes(self, text: str) -> bool:
-        key = f" {normalize_for_dedup(text)} "
-        return any(f" {normalize_for_dedup(p)} " in key for p in self.settings.prompt_echoes if p.strip())
+        words = normalize_for_dedup(text).split()
+        return any(shares_run(words, normalize_for_dedup(p).split(), ECHO_RUN) for p in self.settings.prompt_echoes)
+
+    def _copies(self, text: str, demonstrations: Sequence[str]) -> bool:
+        words = normalize_for_dedup(text).split()
+        return any(shares_run(words, normalize_for_dedup(d).split(), COPY_RUN) for d in demonstrations)
 
     def reason(self, text: str, demonstrations: Sequence[str] = ()) -> str | None:
         """Return why `text` is rejected (a REASONS entry), or None when it passes; counts nothing."""
@@ -201,7 +295,7 @@ class TextFilter:
         if key in self._keys:
             return "duplicate"
         if demonstrations:
-            if key in {normalize_for_dedup(d) for d in demonstrations}:
+            if key in {normalize_for_dedup(d) for d in demonstrations} or self._copies(text, demonstrations):
                 return "demo_copy"
             if s.demo_copy_threshold is not None:
                 self.prepare([text], demonstrations)

@@ -10,20 +10,26 @@ It serves a local model (`LocalBackend`, by default the packaged SmolLM2-135M-In
 OpenAI client - `subjlab generate --backend openai`, other tools - can use it, and it is the
 loopback server the tests and benchmarks talk to. What answers a request is a *responder*: a
 function from the parsed request body to either a response body (dict) or a `Reply` (any status,
-body and headers, e.g. for fault injection).
+body and headers, e.g. for fault injection). `RateLimit` wraps a responder in OpenAI's request and
+token rate limits (token buckets, 429s with Retry-After, `x-ratelimit-*` headers, 429 storms).
 
     python -m generation.openai_server --port 8000           # serves SmolLM2 on 127.0.0.1:8000
+    python -m generation.openai_server --canned 0.2 --requests-per-s 8   # no model; OpenAI's 429s
     OPENAI_API_KEY=none subjlab generate --backend openai --base-url http://127.0.0.1:8000/v1 \\
         --model SmolLM2-135M-Instruct-Q4_1 --task sms_spam --per-label 5 --out spam.jsonl
 
 Requests are served by threads; the local model answers one request at a time. Binds to
-127.0.0.1 unless told otherwise.
+127.0.0.1 unless told otherwise. (Over 450 lines: one concern, the stand-in endpoint - chat, Batch
+API, rate limits - kept in one self-contained file so that it can move as one piece.)
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import math
+import random
 import threading
 import time
 import uuid
@@ -87,6 +93,25 @@ def request_from_body(body: dict[str, Any], default_max_tokens: int = 256) -> Ch
     )
 
 
+_WORDS = ("amber basil cedar delta ember fjord grove heron iris juniper kestrel lumen maple nectar onyx "
+          "pebble quill raven sable thistle umber vale willow yarrow zephyr").split()
+
+
+class CannedReplies:
+    """A responder that answers each request after `latency` seconds with a distinct 9-word
+    sentence (a hash of the request), counting prompt tokens as `prompt_tokens` does: an endpoint
+    as fast as wanted, for benchmarks and for trying the engine and its rate limits without a model."""
+
+    def __init__(self, latency: float = 0.2):
+        self.latency = latency
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
+        time.sleep(self.latency)
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
+        text = " ".join(_WORDS[b % len(_WORDS)] for b in digest[:9]).capitalize() + "."
+        return completion_body(body.get("model", "canned"), text, prompt_tokens(body), 12)
+
+
 def local_model_responder(backend: Any, default_max_tokens: int = 256) -> Responder:
     """Return a responder answering with a `LocalBackend` (one generation at a time)."""
     lock = threading.Lock()
@@ -101,6 +126,127 @@ def local_model_responder(backend: Any, default_max_tokens: int = 256) -> Respon
         return completion_body(backend.model, resp.text, resp.tokens_in, resp.tokens_out, resp.finish_reason or "stop")
 
     return respond
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """The prompt tokens a rate limit charges for a request body: one per 4 characters of its
+    messages' contents (OpenAI's rule of thumb), plus 4 per message."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return 0
+    return sum(math.ceil(len(str(m.get("content", ""))) / 4) + 4 for m in messages if isinstance(m, dict))
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds in OpenAI's reset format: "20ms", "1.5s", "6m0s"."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    minutes, rest = divmod(seconds, 60.0)
+    rest_text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{rest_text}" if minutes else rest_text
+
+
+class _Bucket:
+    """A token bucket: `capacity` units, refilled at `rate` units per second."""
+
+    def __init__(self, rate: float, capacity: float, now: float):
+        self.rate, self.capacity, self.level, self.at = rate, capacity, capacity, now
+
+    def refill(self, now: float) -> None:
+        self.level = min(self.capacity, self.level + self.rate * (now - self.at))
+        self.at = now
+
+    def wait(self, cost: float) -> float:
+        """Seconds until `cost` units are in the bucket (0 when they are now)."""
+        return max(0.0, (min(cost, self.capacity) - self.level) / self.rate)
+
+    def headers(self, kind: str) -> dict[str, str]:
+        return {f"x-ratelimit-limit-{kind}": str(int(self.capacity)),
+                f"x-ratelimit-remaining-{kind}": str(max(0, int(self.level))),
+                f"x-ratelimit-reset-{kind}": format_duration((self.capacity - self.level) / self.rate)}
+
+
+class RateLimit:
+    """A responder behind OpenAI-style rate limits: `requests_per_s` requests and `tokens_per_min`
+    tokens (prompt tokens as `prompt_tokens` counts them plus `max_tokens`, charged when a request
+    is admitted), each a token bucket holding `burst_s` seconds of its rate. A request over either
+    limit gets 429 at once, with `retry-after` (whole seconds until enough is back, as OpenAI
+    sends it; also `retry-after-ms` if `retry_after_ms`) and the `x-ratelimit-*` headers, or, for a
+    share `bare_share` of them (seeded), no headers at all.
+    Admitted replies carry the `x-ratelimit-*` headers too, unless `headers=False` (as vLLM,
+    Ollama). `storm(start, end)`: every request between those `time.monotonic()` times gets 429
+    (Retry-After 1 s, or none for the bare share). Thread-safe; counts in `admitted`,
+    `rejected`, `tokens_charged`; `log` holds (time, status) per request.
+    """
+
+    def __init__(self, responder: "Responder", requests_per_s: float, tokens_per_min: float | None = None,
+                 burst_s: float = 1.0, headers: bool = True, bare_share: float = 0.0, retry_after_ms: bool = False,
+                 seed: int = 0):
+        if requests_per_s <= 0 or (tokens_per_min is not None and tokens_per_min <= 0) or burst_s <= 0:
+            raise ValueError("rate limits and burst must be positive")
+        now = time.monotonic()
+        self.responder = responder
+        self.requests = _Bucket(requests_per_s, max(1.0, requests_per_s * burst_s), now)
+        self.tokens = None if tokens_per_min is None else _Bucket(tokens_per_min / 60.0, tokens_per_min / 60.0 * burst_s, now)
+        self.headers = headers
+        self.bare_share = bare_share
+        self.retry_after_ms = retry_after_ms
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._storms: list[tuple[float, float]] = []
+        self.admitted = 0
+        self.rejected = 0
+        self.tokens_charged = 0
+        self.log: list[tuple[float, int]] = []
+
+    def storm(self, start: float, end: float) -> None:
+        """Answer every request between `start` and `end` (`time.monotonic()`) with 429."""
+        with self._lock:
+            self._storms.append((start, end))
+
+    def _budget_headers(self) -> dict[str, str]:
+        if not self.headers:
+            return {}
+        out = self.requests.headers("requests")
+        if self.tokens is not None:
+            out.update(self.tokens.headers("tokens"))
+        return out
+
+    def _admit(self, cost: int) -> Reply | dict[str, str]:
+        """Charge the buckets and return the headers of the reply, or the 429 (under the lock)."""
+        now = time.monotonic()
+        self.requests.refill(now)
+        if self.tokens is not None:
+            self.tokens.refill(now)
+        storm = any(start <= now < end for start, end in self._storms)
+        wait = 1.0 if storm else max(self.requests.wait(1), self.tokens.wait(cost) if self.tokens else 0.0)
+        if wait > 0:
+            self.rejected += 1
+            self.log.append((now, 429))
+            bare = self._rng.random() < self.bare_share
+            headers = {} if bare else {"retry-after": str(math.ceil(wait)), **self._budget_headers()}
+            if self.retry_after_ms and not bare:
+                headers["retry-after-ms"] = str(math.ceil(wait * 1000))
+            which = "a 429 storm" if storm else "requests" if self.requests.wait(1) > 0 else "tokens"
+            return Reply(429, {"error": {"message": f"Rate limit reached ({which}); try again later", "type": which,
+                                         "param": None, "code": "rate_limit_exceeded"}}, headers)
+        self.requests.level -= 1
+        if self.tokens is not None:
+            self.tokens.level -= cost
+        self.admitted += 1
+        self.tokens_charged += cost
+        self.log.append((now, 200))
+        return self._budget_headers()
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any] | Reply:
+        cost = prompt_tokens(body) + int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+        with self._lock:
+            admitted = self._admit(cost)
+        if isinstance(admitted, Reply):
+            return admitted
+        out = self.responder(body)
+        reply = out if isinstance(out, Reply) else Reply(200, out)
+        return Reply(reply.status, reply.body, {**admitted, **reply.headers})
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -362,12 +508,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")
     parser.add_argument("--model", default=None, help="a .gguf file or Hugging Face model directory (default: SmolLM2)")
+    parser.add_argument("--canned", type=float, default=None, metavar="LATENCY",
+                        help="no model: answer with distinct canned sentences after LATENCY seconds")
     parser.add_argument("--threads", type=int, default=None, help="torch threads while generating (default: torch's)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument("--requests-per-s", type=float, default=None,
+                        help="enforce a request rate limit, as OpenAI does (429 with Retry-After beyond it)")
+    parser.add_argument("--tokens-per-min", type=float, default=None,
+                        help="enforce a token rate limit (prompt tokens + max_tokens per request)")
+    parser.add_argument("--no-limit-headers", action="store_true",
+                        help="with a rate limit: send no x-ratelimit-* headers, only 429s with Retry-After")
     args = parser.parse_args(argv)
-    backend = LocalBackend(model_path=args.model, batch_size=1, threads=args.threads)
-    server = ChatCompletionServer(local_model_responder(backend), args.host, args.port, backend.model, args.verbose)
-    print(f"serving {backend.model} at {server.url} (Ctrl-C stops)", flush=True)
+    if args.canned is not None:
+        responder: Responder = CannedReplies(args.canned)
+        model = "canned"
+    else:
+        backend = LocalBackend(model_path=args.model, batch_size=1, threads=args.threads)
+        responder, model = local_model_responder(backend), backend.model
+    limits = ""
+    if args.requests_per_s is not None or args.tokens_per_min is not None:
+        responder = RateLimit(responder, args.requests_per_s or 1e9, args.tokens_per_min,
+                              headers=not args.no_limit_headers)
+        limits = f", at most {args.requests_per_s or 'any'} requests/s and {args.tokens_per_min or 'any'} tokens/min"
+    server = ChatCompletionServer(responder, args.host, args.port, model, args.verbose)
+    print(f"serving {model} at {server.url}{limits} (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

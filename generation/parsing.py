@@ -29,6 +29,8 @@ _EXAMPLE_HEAD = re.compile(
     r"^\s*\**\s*(?:\w+\s+)?example(?:\s*#?\d{1,3})?\s*(?:\((?:label\s*[:=]\s*)?[^()]{1,30}\))?\s*\**\s*[:：]\s*\**\s*",
     re.IGNORECASE,
 )
+#: A lead-in and a quoted text on one line: 'Here's a possible sentence: "Shares fell 8% ..."'.
+_INLINE_LEAD = re.compile(r'^(?P<lead>[^"“:]{8,160}?):\s+(?P<text>["“].{8,})$')
 _QUOTES = [('"', '"'), ("“", "”"), ("'", "'"), ("‘", "’"), ("«", "»"), ("„", "“"), ("`", "`")]
 
 
@@ -90,7 +92,7 @@ def split_response(response: str) -> list[str]:
     - A list (numbered or bulleted lines, continuation lines joined) gives one candidate per item,
       plus the text before the list and the text after it as candidates of their own.
     - Otherwise a first line ending in ":" followed by more lines is a lead-in: it and the rest are
-      two candidates.
+      two candidates; so is a one-line reply of a lead-in, a colon and a quoted text.
     - Otherwise the whole response is one candidate (line breaks become spaces).
     Code fences and "Label: ..." lines are dropped.
     """
@@ -123,6 +125,9 @@ def split_response(response: str) -> list[str]:
         return [""]  # an empty response is one empty candidate, so the empty filter counts it
     if len(nonblank) > 1 and nonblank[0].endswith(":") and not _PREFIX.fullmatch(nonblank[0] + " "):
         return [nonblank[0], " ".join(nonblank[1:])]
+    inline = _INLINE_LEAD.match(nonblank[0])
+    if len(nonblank) == 1 and inline:
+        return [inline["lead"] + ":", inline["text"]]
     return [" ".join(nonblank)]
 
 

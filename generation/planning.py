@@ -80,6 +80,23 @@ class Planner:
         if self.budget is not None and self.budget < 1:
             raise ValueError(f"max tokens ({config.effective_max_tokens}) do not fit the context window ({window})")
 
+    @property
+    def conversation_turns(self) -> int:
+        """Turns a new zero-shot conversation is given room for before its label opens another:
+        up to and including its first diversity turn, min(max_turns, diversity_every + 1); 1 in
+        few-shot mode or with the diversity prompt off."""
+        c = self.config
+        if c.mode != "zero-shot" or c.diversity_every <= 0:
+            return 1
+        return min(c.max_turns, c.diversity_every + 1)
+
+    def max_lanes(self, need: int) -> int:
+        """The most lanes a label that still needs `need` texts may have when new ones are opened:
+        ceil(need / conversation_turns), so that every zero-shot conversation can reach a diversity
+        turn (as many as `need` would give each one turn, and the diversity prompt would never be
+        sent in a run of few texts per label)."""
+        return -(-need // self.conversation_turns)
+
     def new_lane(self, label: str, index: int) -> Lane:
         """Return a fresh lane: conversation `index` of `label` (zero-shot) or sample `index`."""
         c = self.config

@@ -5,6 +5,11 @@ connection errors, malformed bodies) it waits `policy.delay(...)` (the server's 
 given, else exponential backoff, with jitter) and calls again, up to `policy.max_retries` times.
 `RetriesExhausted` (a `BackendError`) is raised when the last retry fails too; any other error
 (e.g. `BackendAuthError`, a plain `BackendError`) passes through at once.
+
+With a rate limiter (`limiter=`, the engine's `generation.limiter.AdaptiveLimiter`), a 429 is not
+a failure of the request but the endpoint's "not now": while `limiter.waits_out(error)` says so, it
+is retried at once without using the retry budget, and the limiter holds the next attempt until
+the endpoint has room (Retry-After, its budget headers, the cut window).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable, Protocol, TypeVar
 
 from generation.backends.base import BackendError, RetryableError
 
@@ -26,6 +31,12 @@ class RetriesExhausted(BackendError):
         super().__init__(f"gave up after {attempts} attempts: {last}")
         self.attempts = attempts
         self.last = last
+
+
+class RateLimitWaiter(Protocol):
+    """What `with_retries` asks a rate limiter: is this error one to wait out, uncounted?"""
+
+    def waits_out(self, error: RetryableError) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -61,15 +72,21 @@ async def with_retries(
     policy: RetryPolicy,
     rng: random.Random | None = None,
     on_retry: Callable[[RetryableError], None] | None = None,
+    limiter: RateLimitWaiter | None = None,
 ) -> T:
     """Return `await call()`, retrying `RetryableError` as `policy` says; `on_retry(error)` is
-    called before each wait. Raises `RetriesExhausted` when the retries run out."""
+    called before each wait. Raises `RetriesExhausted` when the retries run out. Errors the
+    `limiter` waits out are retried at once, uncounted (`call` must then wait in the limiter)."""
     rng = rng or random.Random()
     attempt = 0
     while True:
         try:
             return await call()
         except RetryableError as exc:
+            if limiter is not None and limiter.waits_out(exc):
+                if on_retry is not None:
+                    on_retry(exc)
+                continue
             if attempt >= policy.max_retries:
                 raise RetriesExhausted(attempt + 1, exc) from None
             if on_retry is not None:

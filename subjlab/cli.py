@@ -20,7 +20,7 @@ import click
 
 #: command name -> (module, attribute, one-line help). The help is shown without importing the module.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "data": ("subjlab.commands.data", "data", "List the tasks and their data (counts per split and label)."),
+    "data": ("subjlab.commands.data", "data", "List the tasks' data (counts per split and label), or fetch the full datasets."),
     "tasks": ("subjlab.commands.data", "tasks", "Show the task registry or validate a task file."),
     "rank": ("subjlab.commands.rank", "rank", "Rank tasks by objectivity from pairwise judgments (Bradley-Terry)."),
     "agreement": ("subjlab.commands.agreement", "agreement", "Per-instance annotation agreement, Fleiss' kappa, Krippendorff's alpha."),
@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("subjlab.commands.run", "run", "Run a whole study from one config file (TOML)."),
     "demo": ("subjlab.commands.run", "demo", "Run the demo study on embedded defaults and write a report."),
     "judge": ("subjlab.commands.run", "judge", "Pairwise objectivity judgments made by an LLM."),
+    "export": ("subjlab.commands.export", "export", "Write generated sets or crowd records as Hugging Face datasets with a card."),
 }
 
 
@@ -81,7 +82,8 @@ def cli() -> None:
 
     Collect crowd judgments of task objectivity and instance labels (serve, study, mturk), rank tasks
     and measure agreement (rank, agreement), generate synthetic data (generate), train classifiers
-    (train), evaluate by subjectivity and diversity (evaluate, diversity), or run it all (run, demo).
+    (train), evaluate by subjectivity and diversity (evaluate, diversity), or run it all (run, demo);
+    share generated sets and crowd records as Hugging Face datasets (export).
 
     Data: --data DIR on data commands, else $SUBJLAB_DATA, else the slices bundled with subjlab
     (subjlab data list shows them; subjlab data fetch TASK --out DIR gets a task's full data).

@@ -1,7 +1,10 @@
 """Where task data lives and how to load a task's split as `Example`s.
 
 A data directory holds `<data_name>/train.jsonl` and `<data_name>/test.jsonl` for each task (JSON Lines
-with at least `text` and the task's label field). `resolve_data_dir` finds it, in this order: an explicit
+with at least `text` and the task's label field). Where a split has no `.jsonl` file, the same rows are
+read from `<data_name>/<split>/` (a split saved by `datasets`' `save_to_disk`, as in a DatasetDict saved
+per task, which is what `subjlab export` writes), else `<split>.parquet`, else `<split>.csv`
+(`SPLIT_FORMATS`, in that order). `resolve_data_dir` finds the directory, in this order: an explicit
 path (`--data DIR`), else `$SUBJLAB_DATA`, else the small slices bundled inside this package
 (`subjlab/datasets/`: the demo's tasks whose licences allow redistribution, with their notices). Nothing
 beside the checkout is ever looked at; full datasets come from `subjlab data fetch` or your own files.
@@ -26,7 +29,11 @@ SPLITS = ("train", "test")
 BUNDLED_DATA_DIR = Path(__file__).resolve().parent / "datasets"
 
 _HOW_TO_POINT = ("pass --data DIR or set SUBJLAB_DATA=DIR to a directory holding <task>/train.jsonl and "
-                 "<task>/test.jsonl (`subjlab data fetch TASK --out DIR` downloads a task's full data)")
+                 "<task>/test.jsonl, or the same splits saved by datasets or as .parquet/.csv files "
+                 "(`subjlab data fetch TASK --out DIR` downloads a task's full data)")
+
+#: How a split may be stored beside `<split>.jsonl`, in the order looked for: `{split}` is the split name.
+SPLIT_FORMATS = ("{split}.jsonl", "{split}/", "{split}.parquet", "{split}.csv")
 
 
 @lru_cache(maxsize=1)
@@ -65,24 +72,55 @@ def data_source(data_dir: str | Path | None = None) -> str:
     return f"the data bundled with subjlab ({root})"
 
 
+def _find_split(folder: Path, split: str) -> Path | None:
+    """The first of SPLIT_FORMATS present in `folder` for `split` (a saved split must hold state.json)."""
+    from subjlab.table_files import is_saved_split
+
+    for pattern in SPLIT_FORMATS:
+        candidate = folder / pattern.format(split=split).rstrip("/")
+        if is_saved_split(candidate) if pattern.endswith("/") else candidate.is_file():
+            return candidate
+    return None
+
+
 def split_path(task: TaskSpec, split: str, data_dir: str | Path | None = None) -> Path:
-    """Return the path of a task's split file (`train` or `test`); raise FileNotFoundError if absent.
+    """Return the path of a task's split (`train` or `test`): its `.jsonl` file, else a saved split
+    folder, a `.parquet` or a `.csv` file (SPLIT_FORMATS); raise FileNotFoundError if none is there.
 
     The error says where it looked, which tasks the bundled data has, and how to point at other data."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     root = resolve_data_dir(data_dir)
     path = root / task.data_name / f"{split}.jsonl"
-    if not path.is_file():
-        where = data_source(data_dir)
-        if root == BUNDLED_DATA_DIR:
-            have = (f"subjlab bundles data only for {', '.join(bundled_tasks())}"
-                    if task.data_name not in bundled_tasks() else f"the bundled data has no {split} split for it")
-            raise FileNotFoundError(
-                f"task {task.name!r}: no {split} data in {where}: {have}; {_HOW_TO_POINT}")
+    found = _find_split(root / task.data_name, split)
+    if found is not None:
+        return found
+    where = data_source(data_dir)
+    if root == BUNDLED_DATA_DIR:
+        have = (f"subjlab bundles data only for {', '.join(bundled_tasks())}"
+                if task.data_name not in bundled_tasks() else f"the bundled data has no {split} split for it")
         raise FileNotFoundError(
-            f"task {task.name!r}: {path} is missing (data directory {where}); {_HOW_TO_POINT}")
-    return path
+            f"task {task.name!r}: no {split} data in {where}: {have}; {_HOW_TO_POINT}")
+    others = ", ".join(p.format(split=split) for p in SPLIT_FORMATS[1:])
+    raise FileNotFoundError(
+        f"task {task.name!r}: {path} is missing (data directory {where}), and so are {others} beside it"
+        f"{_saved_splits_hint(root / task.data_name, split)}; {_HOW_TO_POINT}")
+
+
+def _saved_splits_hint(folder: Path, split: str) -> str:
+    """What is wrong with a saved dataset in `folder` that lacks `split`: a split folder without
+    state.json, a DatasetDict saved without that split (it names the splits it has), or a DatasetDict
+    saved as the data directory itself instead of in its task's folder."""
+    if not folder.exists() and (folder.parent / "dataset_dict.json").is_file():
+        return (f" ({folder.parent} is itself a dataset saved by datasets, but a data directory holds one per task: "
+                f"save it as DIR/{folder.name} and pass --data DIR)")
+    if (folder / split).is_dir():
+        return f" ({folder / split} is a folder but not a split saved by datasets: it has no state.json)"
+    try:
+        splits = json.loads((folder / "dataset_dict.json").read_text(encoding="utf-8")).get("splits")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return f" (the dataset saved in {folder} has splits {', '.join(map(str, splits))})" if splits else ""
 
 
 def load_split(

@@ -11,7 +11,8 @@ Fields beyond the named ones are kept in `extra` and written back out unchanged.
 
 Readers read the whole file before returning: a malformed line raises `RecordError` naming the file,
 the line and the field, and nothing half-read is returned. CSV files (by extension `.csv`) are read
-with a header row; all CSV values are strings.
+with a header row; all CSV values are strings. Parquet files (`.parquet`) and splits saved by
+`datasets`' `save_to_disk` (folders) are read through `subjlab.table_files`, their errors naming the row.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, TypeVar
 
 
 class RecordError(ValueError):
-    """A record file is malformed. `path`, `line` and `field` say where (line is 1-based)."""
+    """A record file is malformed. `path`, `line` and `field` say where (line is 1-based; for parquet
+    files and saved datasets it is the row, and the message says "row N")."""
 
-    def __init__(self, path: str | Path, line: int | None, field_name: str | None, message: str):
+    def __init__(self, path: str | Path, line: int | None, field_name: str | None, message: str, unit: str = "line"):
         self.path = str(path)
         self.line = line
         self.field = field_name
-        where = self.path if line is None else f"{self.path}:{line}"
+        where = self.path if line is None else (f"{self.path}:{line}" if unit == "line" else f"{self.path}: {unit} {line}")
         what = f" field '{field_name}':" if field_name else ""
         super().__init__(f"{where}:{what} {message}")
 
@@ -196,9 +198,13 @@ R = TypeVar("R", bound=_Record)
 def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, row dict) from a JSONL or CSV file; raise RecordError on a malformed line.
 
-    Blank lines in JSONL are skipped. CSV line numbers count the header as line 1.
+    Blank lines in JSONL are skipped. CSV line numbers count the header as line 1. Parquet files and
+    saved `datasets` splits yield (row number, row dict) (see `subjlab.table_files`).
     """
     path = Path(path)
+    if _row_unit(path) == "row":
+        yield from _table_rows(path)
+        return
     if not path.is_file():
         raise RecordError(path, None, None, "no such file")
     if path.suffix.lower() == ".csv":
@@ -224,6 +230,22 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, obj
 
 
+def _row_unit(path: Path) -> str:
+    """"row" for the columnar inputs of `subjlab.table_files`, "line" for JSONL/CSV."""
+    from subjlab.table_files import is_table_file
+
+    return "row" if is_table_file(path) else "line"
+
+
+def _table_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    from subjlab.table_files import TableError, iter_table_rows
+
+    try:
+        yield from iter_table_rows(path)
+    except TableError as exc:
+        raise RecordError(exc.path, exc.row, exc.field, exc.message, unit="row") from None
+
+
 def read_records(path: str | Path, cls: type[R], defaults: Callable[[int, dict[str, Any]], None] | None = None) -> list[R]:
     """Read every record of type `cls` from `path` (JSONL or CSV); all or nothing.
 
@@ -231,19 +253,20 @@ def read_records(path: str | Path, cls: type[R], defaults: Callable[[int, dict[s
     Raises RecordError(file, line, field) on the first bad line.
     """
     out: list[R] = []
+    unit = _row_unit(Path(path))
     for lineno, row in iter_rows(path):
         if defaults is not None:
             defaults(lineno, row)
         try:
             out.append(cls.from_dict(row))  # type: ignore[arg-type]
         except KeyError as exc:
-            raise RecordError(path, lineno, str(exc.args[0]), "required field is missing") from None
+            raise RecordError(path, lineno, str(exc.args[0]), "required field is missing", unit) from None
         except (TypeError, ValueError) as exc:
             msg = str(exc)
             name, _, reason = msg.partition(": ")
             if reason and name.isidentifier():
-                raise RecordError(path, lineno, name, reason) from None
-            raise RecordError(path, lineno, None, msg) from None
+                raise RecordError(path, lineno, name, reason, unit) from None
+            raise RecordError(path, lineno, None, msg, unit) from None
     return out
 
 

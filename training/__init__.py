@@ -18,6 +18,8 @@ Stable Python API (used by the study runner; keep these names and signatures):
   predictions.jsonl, history.json, metrics.json (last, atomically: its presence means "done") and
   the model under out_dir/model.
 - `predict(model_dir, examples)` (training.predict): predictions of a saved classifier.
+- Data-parallel runs (training.distributed): under `torchrun`/`accelerate launch` each process takes its
+  slice of every global batch, evaluation is gathered, the main process writes; see docs/training.md.
 - `classification_metrics(gold, predicted, labels)` (training.metrics): accuracy, Macro-F1,
   per-class scores and confusion matrix over a fixed label order.
 - `read_labeled_file(path, labels)` / `check_labels` / `split_validation` (training.examples).

@@ -131,9 +131,13 @@ class TrainResult:
     validation split (None without validation); predictions: one per eval example, in eval order;
     loss_history: the training loss of every optimizer step; val_history: every validation;
     best_step: the step of the kept checkpoint; seconds: wall time of the whole call;
-    train_seconds: the training loop alone (no validation, no final evaluation); train_cpu_seconds:
-    the CPU time this process spent in it (all its threads; steadier than wall time on a busy machine);
-    model: the backbone as loaded (a path or hub id); model_dir: where the model was saved (or None).
+    train_seconds: the training loop alone (no validation, no final evaluation; the slowest process's);
+    train_cpu_seconds: the CPU time spent in it by all processes together (all their threads; steadier
+    than wall time on a busy machine); model: the backbone as loaded (a path or hub id); device: this
+    process's device; num_processes: the data-parallel processes; backend: the torch.distributed
+    backend joining them (None for one process); samples_per_process: the training examples each
+    process ran forward and backward (its share of every global batch); model_dir: where the model was
+    saved (or None).
     """
 
     config: TrainConfig
@@ -155,14 +159,28 @@ class TrainResult:
     model: str
     device: str
     num_processes: int
+    backend: str | None = None
+    samples_per_process: list[int] = field(default_factory=list)
     model_dir: Path | None = None
+
+    @property
+    def train_samples(self) -> int:
+        """Training examples run forward and backward, all processes together."""
+        return sum(self.samples_per_process)
 
     @property
     def train_samples_per_second(self) -> float:
         """Training examples processed per second of the training loop (all processes together)."""
         if self.train_seconds <= 0:
             return 0.0
-        return self.steps * self.config.batch_size * self.num_processes / self.train_seconds
+        return self.train_samples / self.train_seconds
+
+    @property
+    def train_cpu_seconds_per_sample(self) -> float:
+        """CPU seconds (all processes) per training example processed."""
+        if self.train_samples <= 0:
+            return 0.0
+        return self.train_cpu_seconds / self.train_samples
 
     def metrics_dict(self) -> dict[str, Any]:
         """Return the content of metrics.json (see docs/training.md for the keys)."""
@@ -192,10 +210,14 @@ class TrainResult:
             "seconds": round(self.seconds, 3),
             "train_seconds": round(self.train_seconds, 3),
             "train_cpu_seconds": round(self.train_cpu_seconds, 3),
+            "train_samples": self.train_samples,
             "train_samples_per_second": round(self.train_samples_per_second, 3),
+            "train_cpu_seconds_per_sample": round(self.train_cpu_seconds_per_sample, 5),
             "model_dir": str(self.model_dir) if self.model_dir else None,
             "device": self.device,
             "num_processes": self.num_processes,
+            "backend": self.backend,
+            "samples_per_process": self.samples_per_process,
             "config": self.config.to_dict(),
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         }

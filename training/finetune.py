@@ -1,8 +1,9 @@
 """Fine-tune an encoder classifier: `train_classifier(config, train, eval) -> TrainResult`.
 
 The loop is plain torch under `accelerate.Accelerator`, so the same code runs on the CPU by default,
-on one GPU when one is visible, and data-parallel over several GPUs or machines under
-`accelerate launch -m subjlab.cli train ...`:
+on one GPU when one is visible, and data-parallel over several processes (GPUs with NCCL, CPUs with
+gloo, one or more machines) under `torchrun` or `accelerate launch` (see training.distributed: each
+process takes its slice of every global batch, evaluation is gathered, the main process writes):
 
 1. labels are checked against the task (a label outside `config.labels` is a ValueError naming the
    example, never a new class); a stratified, seeded validation split is held out of `train`;
@@ -52,12 +53,12 @@ def train_classifier(config: TrainConfig, train: Sequence[Example], eval: Sequen
 def _train(config: TrainConfig, train: Sequence[Example], eval: Sequence[Example]) -> TrainResult:
     """The body of `train_classifier` (run with the requested torch thread count)."""
     import torch
-    from accelerate import Accelerator
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup, set_seed
 
     from training.backbone import load_backbone, quiet_transformers, resolve_model
-    from training.batches import encode, eval_loader, train_loader
+    from training.batches import encode
+    from training.distributed import backend_name, make_accelerator, per_process, prepare_eval_loader, prepare_train_loader
     from training.outputs import MODEL_DIR, write_outputs
     from training.predict import class_probabilities, to_predictions
 
@@ -75,23 +76,20 @@ def _train(config: TrainConfig, train: Sequence[Example], eval: Sequence[Example
     if missing:
         log.warning("no training examples of label(s) %s: the classifier cannot learn them", missing)
 
-    accelerator = Accelerator(cpu=config.cpu)
+    accelerator = make_accelerator(config.cpu)
     set_seed(config.seed)
     model, tokenizer = load_backbone(config.model, labels)
     tokenizer.model_max_length = config.max_length  # saved with the tokenizer: predict() truncates alike
     label2id = {lab: i for i, lab in enumerate(labels)}
 
-    train_dl = train_loader(encode(tokenizer, fit_set, label2id, config.max_length), tokenizer, config.batch_size, config.seed)
-    val_dl = (
-        eval_loader(encode(tokenizer, val_set, label2id, config.max_length), tokenizer, config.eval_batch_size)
-        if val_set
-        else None
-    )
-    eval_dl = eval_loader(encode(tokenizer, eval, label2id, config.max_length), tokenizer, config.eval_batch_size)
+    def features(examples: Sequence[Example]) -> list[dict]:
+        return encode(tokenizer, examples, label2id, config.max_length)
+
+    train_dl = prepare_train_loader(accelerator, features(fit_set), tokenizer, config.batch_size, config.seed)
+    val_dl = prepare_eval_loader(accelerator, features(val_set), tokenizer, config.eval_batch_size) if val_set else None
+    eval_dl = prepare_eval_loader(accelerator, features(eval), tokenizer, config.eval_batch_size)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.effective_lr)
-    model, optimizer, train_dl, eval_dl = accelerator.prepare(model, optimizer, train_dl, eval_dl)
-    if val_dl is not None:
-        val_dl = accelerator.prepare(val_dl)
+    model, optimizer = accelerator.prepare(model, optimizer)
 
     steps_per_epoch = len(train_dl)
     total = math.ceil(config.epochs * steps_per_epoch)
@@ -99,15 +97,16 @@ def _train(config: TrainConfig, train: Sequence[Example], eval: Sequence[Example
         total = min(total, config.max_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
     log.info(
-        "training %s on %d examples (%d held out for validation), evaluating on %d; %d steps of %d on %s x%d",
-        config.task, len(fit_set), len(val_set), len(eval), total, config.batch_size,
-        accelerator.device, accelerator.num_processes,
+        "training %s on %d examples (%d held out for validation), evaluating on %d; %d steps of %d on %s x%d%s",
+        config.task, len(fit_set), len(val_set), len(eval), total, config.batch_size * accelerator.num_processes,
+        accelerator.device.type, accelerator.num_processes,
+        f" ({backend_name(accelerator)}, {config.batch_size} per process)" if accelerator.num_processes > 1 else "",
     )
 
     losses: list[float] = []
     val_history: list[ValPoint] = []
     best = _BestCheckpoint()
-    step, stopped = 0, False
+    step, stopped, samples = 0, False, 0
     val_gold = [ex.label for ex in val_set]
 
     def validate() -> bool:
@@ -129,7 +128,7 @@ def _train(config: TrainConfig, train: Sequence[Example], eval: Sequence[Example
     model.train()
     while step < total and not stopped:
         for i, batch in enumerate(train_dl):
-            batch.pop("index")
+            samples += len(batch.pop("index"))
             loss = model(**batch).loss
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), 1.0)
@@ -150,8 +149,9 @@ def _train(config: TrainConfig, train: Sequence[Example], eval: Sequence[Example
             if last or stopped:
                 break
     bar.close()
-    train_seconds = time.perf_counter() - loop_started - val_seconds
-    train_cpu_seconds = time.process_time() - loop_cpu_started - val_cpu_seconds
+    loop_seconds = time.perf_counter() - loop_started - val_seconds
+    loop_cpu_seconds = time.process_time() - loop_cpu_started - val_cpu_seconds
+    processes = per_process(accelerator, [loop_seconds, loop_cpu_seconds, samples])
 
     unwrapped = accelerator.unwrap_model(model)
     if best.state is not None and best.step != step:
@@ -186,11 +186,13 @@ def _train(config: TrainConfig, train: Sequence[Example], eval: Sequence[Example
         val_size=len(val_set),
         eval_size=len(eval),
         seconds=0.0,
-        train_seconds=train_seconds,
-        train_cpu_seconds=train_cpu_seconds,
+        train_seconds=max(row[0] for row in processes),
+        train_cpu_seconds=sum(row[1] for row in processes),
         model=resolve_model(config.model),
         device=str(accelerator.device),
         num_processes=accelerator.num_processes,
+        backend=backend_name(accelerator),
+        samples_per_process=[int(row[2]) for row in processes],
         model_dir=model_dir,
     )
     result.seconds = time.perf_counter() - started

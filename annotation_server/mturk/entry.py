@@ -34,11 +34,13 @@ from annotation_server import studies
 from annotation_server import validation as v
 from annotation_server.db import session_scope
 from annotation_server.errors import ApiError
-from annotation_server.models import LABELING, Item, StudyTask, Worker
+from annotation_server.security import no_store
+from annotation_server.models import ENTRY_MTURK, LABELING, Item, StudyTask, Worker
 from annotation_server.mturk import web
 from annotation_server.mturk.models import MTurkAssignment
 
 bp = Blueprint("mturk", __name__, template_folder="templates", static_folder="static", static_url_path="/_static")
+bp.after_request(no_store)  # the unit page carries a worker token, the hand-in page a completion code
 
 PREVIEW_ASSIGNMENT = "ASSIGNMENT_ID_NOT_AVAILABLE"
 DEFAULT_SUBMIT_HOSTS = ("https://www.mturk.com", "https://workersandbox.mturk.com")
@@ -120,7 +122,7 @@ def entry(study: str):
         info = studies.public_info(db, study)
         row = _bind(db, info, assignment_id, hit_id, worker_id, origin)
         try:
-            token = web.worker_token(db, key, study, worker_id)
+            token = web.worker_token(db, key, study, worker_id, ENTRY_MTURK, f"{hit_id}/{assignment_id}")
         except ApiError as exc:
             if exc.status != 409:
                 raise

@@ -27,11 +27,13 @@ from annotation_server import validation as v
 from annotation_server.clock import utcnow
 from annotation_server.db import session_scope
 from annotation_server.errors import ApiError
-from annotation_server.models import Worker
+from annotation_server.security import no_store
+from annotation_server.models import ENTRY_PROLIFIC, Worker
 from annotation_server.mturk import web
 from annotation_server.mturk.models import ProlificSession, ProlificStudy
 
 bp = Blueprint("prolific", __name__, template_folder="templates")
+bp.after_request(no_store)  # the unit page carries a worker token
 
 
 def configure(db: Session, study_name: str, completion_url: str, now: datetime | None = None) -> ProlificStudy:
@@ -105,7 +107,7 @@ def entry(study: str):
             raise ApiError(409, "this study is not set up for Prolific yet (no completion URL); "
                                 "please contact the researchers", "study")
         row = _bind(db, studies.get_study(db, study).id, session_id, pid, prolific_study)
-        token = web.worker_token(db, key, study, pid)
+        token = web.worker_token(db, key, study, pid, ENTRY_PROLIFIC, f"{prolific_study}/{session_id}")
         if row.answered_before < 0:
             row.answered_before = web.worker_status(db, row.study_id, web.worker_pk(db, token), pid)["answered"]
             db.add(row)

@@ -31,6 +31,7 @@ from sqlmodel import Session
 from annotation_server.clock import utcnow
 from annotation_server.models import Study
 from annotation_server.mturk.client import MTurk, error_message
+from annotation_server.mturk.identity import MTurkRecord, SessionCheck, check_mturk_sessions
 from annotation_server.mturk.models import (
     APPROVE,
     BONUS,
@@ -210,8 +211,10 @@ def _set_status(db: Session, study: Study, assignment_id: str, status: str, now:
 
 
 # ------------------------------------------------------------------------------------ sync / status
-def sync_assignments(db: Session, mturk: MTurk, study_name: str, now: datetime | None = None) -> list[MTurkAssignment]:
-    """Fetch every assignment of the study's HITs (this environment) from MTurk and record it; return them."""
+def sync_assignments(db: Session, mturk: MTurk, study_name: str, now: datetime | None = None,
+                     records: dict[str, MTurkRecord] | None = None) -> list[MTurkAssignment]:
+    """Fetch every assignment of the study's HITs (this environment) from MTurk and record it; return them.
+    `records` (if given) is filled with what MTurk said of each assignment: its HIT, worker and status."""
     study = _study(db, study_name)
     now = now or utcnow()
     hits = db.scalars(select(MTurkHit).where(MTurkHit.study_id == study.id, MTurkHit.environment == mturk.environment)
@@ -226,6 +229,8 @@ def sync_assignments(db: Session, mturk: MTurk, study_name: str, now: datetime |
             resp = mturk.call("list_assignments_for_hit", **params)
             for a in resp.get("Assignments", []):
                 seen.append(_upsert_assignment(db, study, hit.hit_id, a, now))
+                if records is not None:
+                    records[a["AssignmentId"]] = MTurkRecord(hit.hit_id, a["WorkerId"], a.get("AssignmentStatus"))
             token = resp.get("NextToken")
             if not token:
                 break
@@ -528,12 +533,13 @@ class ReviewResult:
     rejected: int
     qualified: int
     dry_run: bool
+    sessions: tuple[SessionCheck, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Return the review as JSON."""
         return {"study": self.study, "environment": self.environment, "dry_run": self.dry_run,
                 "approved": self.approved, "rejected": self.rejected, "qualified": self.qualified,
-                "assignments": [r.to_json() for r in self.rows]}
+                "assignments": [r.to_json() for r in self.rows], "sessions": [s.to_json() for s in self.sessions]}
 
 
 def review(db: Session, mturk: MTurk, study_name: str, approve_if: Rule | None = None, reject_if: Rule | None = None,
@@ -545,12 +551,22 @@ def review(db: Session, mturk: MTurk, study_name: str, approve_if: Rule | None =
     matching `approve_if` is approved; else it is left for a person. Every worker seen gets the study's
     participation qualification. `rules` (default `ExclusionRules()`) decide each worker's flags (and the
     rule name `flagged`). `dry_run` decides but calls nothing that changes MTurk.
+
+    Every worker session of the study is checked against MTurk's records of the study's HITs
+    (`identity.check_mturk_sessions`): sessions MTurk does not confirm are marked unconfirmed, with the
+    reason, and their answers are left out of exports and analyses by default (also in a dry run: the
+    check changes nothing on MTurk).
     """
     study = _study(db, study_name)
     now = now or utcnow()
     if reject_if is not None:
         _feedback(feedback, True, "--reject-if")
-    assignments = sync_assignments(db, mturk, study.name, now)
+    records: dict[str, MTurkRecord] = {}
+    assignments = sync_assignments(db, mturk, study.name, now, records)
+    hits = set(db.scalars(select(MTurkHit.hit_id).where(MTurkHit.study_id == study.id,
+                                                        MTurkHit.environment == mturk.environment)))
+    checks = check_mturk_sessions(db, study, hits, records, now)
+    db.commit()
     qualities = {q.worker: q for q in worker_quality(db, study.name)}
     flags = {f.worker: tuple(r.code for r in f.reasons) for f in flag_workers(qualities.values(), rules)}
     rows: list[ReviewRow] = []
@@ -579,4 +595,4 @@ def review(db: Session, mturk: MTurk, study_name: str, approve_if: Rule | None =
         granted = grant_participation(db, mturk, study.name, [a.worker_id for a in assignments], now)
         qualified = sum(g.outcome == "done" for g in granted)
     return ReviewResult(study=study.name, environment=mturk.environment, rows=tuple(rows), approved=approved,
-                        rejected=rejected, qualified=qualified, dry_run=dry_run)
+                        rejected=rejected, qualified=qualified, dry_run=dry_run, sessions=tuple(checks))

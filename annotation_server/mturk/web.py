@@ -74,11 +74,12 @@ def remember_token(key: str, token: str) -> None:
     session[CROWD_TOKEN_KEY] = {"key": key, "token": token}
 
 
-def worker_token(db: Session, key: str, study: str, worker_id: str) -> str:
-    """Return a worker token for (study, worker): the remembered one, else a new core session."""
+def worker_token(db: Session, key: str, study: str, worker_id: str, entry: str, entry_ref: str) -> str:
+    """Return a worker token for (study, worker): the remembered one, else a new core session that records
+    how it came in (`entry`: "mturk" or "prolific"; `entry_ref`: "HIT/ASSIGNMENT" or "STUDY/SESSION")."""
     token = remembered_token(db, key, study, worker_id)
     if token is None:
-        token = sessions.start_session(db, study, worker_id, now())
+        token = sessions.start_session(db, study, worker_id, now(), entry=entry, entry_ref=entry_ref)
     return token
 
 

@@ -10,10 +10,11 @@ connection errors, malformed bodies; `retry_after` carries the server's Retry-Af
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from generation.prompts import Message
+from generation.ratelimit import RateLimitHeaders
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,15 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class ChatResponse:
-    """The model's reply: its text, prompt and completion token counts, why it stopped, and whether
-    it came from the response cache."""
+    """The model's reply: its text, prompt and completion token counts, why it stopped, whether
+    it came from the response cache, and the endpoint's rate-limit headers on it (not cached)."""
 
     text: str
     tokens_in: int
     tokens_out: int
     finish_reason: str | None = None
     cached: bool = False
+    rate_limit: RateLimitHeaders | None = field(default=None, compare=False, repr=False)
 
 
 class BackendError(RuntimeError):
@@ -80,12 +82,15 @@ class RetryableError(BackendError):
     """A failure that may pass on a retry: 429, 5xx, timeout, connection error, malformed body.
 
     `retry_after`: seconds the server asked us to wait (Retry-After), or None. `status`: HTTP status.
+    `rate_limit`: the reply's rate-limit headers, if it had any.
     """
 
-    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None,
+                 rate_limit: RateLimitHeaders | None = None):
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
+        self.rate_limit = rate_limit
 
 
 class BackendAuthError(PermissionError):

@@ -9,10 +9,13 @@ concurrent conversion never leaves half a model) and loaded from there afterward
 `model_path` may also name any other GGUF file (converted and cached the same way) or a Hugging
 Face model directory with a chat template.
 
-Generation: requests are grouped in batches of `batch_size` conversations, rendered with the
-tokenizer's chat template, left-padded and generated in one `model.generate` call per batch.
-Sampling is seeded per batch from the first request's seed, so the same batch gives the same
-texts. Runs on the CPU unless `device` says otherwise. `threads` sets torch's intra-op threads
+Generation: the requests of one call are rendered with the tokenizer's chat template, grouped in
+batches of at most `batch_size` conversations of similar prompt length (`plan_batches`), left-padded
+and generated in one `model.generate` call per batch. On a CPU the prompt is most of the cost (each
+prompt token costs about as much as a generated one, and a padded token as much as a real one), so a
+round mixing short and long prompts (conversations at different turns, few-shot prompts with long
+and short demonstrations) would pay for padding every row to the longest prompt. Sampling is seeded
+per batch from the first request's seed, so the same requests give the same texts. Runs on the CPU unless `device` says otherwise. `threads` sets torch's intra-op threads
 while generating (restored afterwards): on a CPU shared with other busy processes, 1 thread is
 often several times faster than oversubscribed OpenMP threads.
 """
@@ -106,6 +109,41 @@ def resolve_model_dir(model_path: str | Path | None) -> tuple[Path, str]:
     raise FileNotFoundError(f"{path}: no such model (expected a .gguf file or a Hugging Face model directory)")
 
 
+#: What one more `generate` call costs beyond its rows, in prompt tokens per decoding step: each step
+#: reads all the weights once whatever the batch size. Measured with SmolLM2-135M on one CPU thread:
+#: 16 texts one at a time took 44.0 s of CPU, in one batch 13.5 s (docs/generation.md, bench (b)):
+#: about 2.0 s a call for ~31 steps, against about 5.6 ms a prompt token.
+STEP_COST_TOKENS = 12
+
+
+def plan_batches(lengths: Sequence[int], max_batch: int, call_cost: int) -> list[list[int]]:
+    """Group request indexes into batches of at most `max_batch`, each batch padded to its longest
+    prompt, so that padded prompt tokens plus `call_cost` tokens a batch are fewest.
+
+    Exact: the requests sorted by length are cut into contiguous runs by dynamic programming (an
+    optimal grouping never interleaves lengths). Batches come out shortest prompts first; indexes
+    within a batch keep their order. O(n * max_batch).
+    """
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    n = len(order)
+    best = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        longest = lengths[order[j - 1]]
+        for i in range(max(0, j - max_batch), j):
+            cost = best[i] + (j - i) * longest + call_cost
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    batches: list[list[int]] = []
+    j = n
+    while j > 0:
+        batches.append(sorted(order[cut[j] : j]))
+        j = cut[j]
+    return batches[::-1]
+
+
 class LocalBackend(Backend):
     """A local causal LM generating for `batch_size` conversations at once."""
 
@@ -167,20 +205,23 @@ class LocalBackend(Backend):
         return await asyncio.to_thread(self.complete_sync, requests)
 
     def complete_sync(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
-        """Generate the responses of `requests`, `batch_size` conversations per `generate` call."""
+        """Generate the responses of `requests` (in order), in batches of similar prompt length."""
         import torch
 
-        out: list[ChatResponse] = []
+        out: list[ChatResponse | None] = [None] * len(requests)
         with self._lock:
             before = torch.get_num_threads()
             if self.threads is not None:
                 torch.set_num_threads(self.threads)
             try:
-                for start in range(0, len(requests), self.max_batch):
-                    out.extend(self._generate_batch(list(requests[start : start + self.max_batch])))
+                lengths = [self.count_tokens(r.messages) for r in requests]
+                call_cost = STEP_COST_TOKENS * max((r.max_tokens for r in requests), default=0)
+                for batch in plan_batches(lengths, self.max_batch, call_cost):
+                    for i, resp in zip(batch, self._generate_batch([requests[i] for i in batch])):
+                        out[i] = resp
             finally:
                 torch.set_num_threads(before)
-        return out
+        return [r for r in out if r is not None]
 
     def _generate_batch(self, batch: list[ChatRequest]) -> list[ChatResponse]:
         import torch

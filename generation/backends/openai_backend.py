@@ -5,19 +5,23 @@ point `base_url` at the endpoint (…/v1). The API key comes from `api_key`, els
 the base URL from `base_url`, else $OPENAI_BASE_URL, else OpenAI. Servers that need no key
 (vLLM, Ollama) get the placeholder "EMPTY" when a base URL is set and no key is.
 
-The client's own retries are off (`max_retries=0`): the engine retries, with backoff and jitter,
-what this backend reports as `RetryableError` (429, 408/409, 5xx, timeouts, connection errors,
-malformed bodies), honouring the server's Retry-After; 401/403 raise `BackendAuthError`.
+The client's own retries are off (`max_retries=0`; by default it would retry 408/409/429/5xx and
+connection errors twice itself, honouring Retry-After, so the engine's limiter would never see those
+429s): the engine retries, through its adaptive limiter (`generation.limiter`), what this backend
+reports as `RetryableError` (429, 408/409, 5xx, timeouts, connection errors, malformed bodies),
+honouring the server's Retry-After; 401/403 raise `BackendAuthError`. Every reply's rate-limit
+headers (`x-ratelimit-*`, `retry-after(-ms)`, read by `generation.ratelimit`) ride along on the
+`ChatResponse` or the `RetryableError` (`rate_limit`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import math
 import os
-import time
 from typing import Any, Sequence
+
+import httpx
 
 from generation.backends.base import (
     Backend,
@@ -28,36 +32,14 @@ from generation.backends.base import (
     RetryableError,
 )
 from generation.prompts import Message
+from generation.ratelimit import parse_retry_after, read_rate_limit
+
+__all__ = ["DEFAULT_OPENAI_MODEL", "OpenAIBackend", "estimate_tokens", "parse_retry_after"]
 
 DEFAULT_OPENAI_MODEL = "gpt-3.5-turbo"
 _CHAT_PATH = "/chat/completions"
 #: Context window assumed for OpenAI-compatible models unless told (gpt-3.5-turbo's).
 DEFAULT_CONTEXT_WINDOW = 16385
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Return the wait the server asked for, in seconds, from `retry-after-ms` or `retry-after`
-    (seconds or an HTTP date); None when absent or unreadable."""
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
@@ -120,7 +102,10 @@ class OpenAIBackend(Backend):
             # pydantic `ChatCompletion` of the reply; neither changes what is sent or read here, and
             # together they were about half of the client's CPU time per request in
             # bench/generation_throughput.py. Auth, base URL, timeouts and errors are the same.
-            resp = await self.client.post(_CHAT_PATH, cast_to=object, body=kwargs)
+            # `cast_to=httpx.Response` (the client's documented way to read headers from `post`)
+            # hands back the HTTP response itself, for its rate-limit headers; we decode the JSON.
+            raw = await self.client.post(_CHAT_PATH, cast_to=httpx.Response, body=kwargs)
+            resp = raw.json()
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise BackendAuthError(
                 f"{where} rejected the credentials (HTTP {exc.status_code}): {_message(exc)}; "
@@ -134,17 +119,18 @@ class OpenAIBackend(Backend):
             raise RetryableError(f"{where}: malformed response body ({exc})") from None
         except openai.APIStatusError as exc:
             status = exc.status_code
-            retry_after = parse_retry_after(exc.response.headers if exc.response is not None else None)
+            headers = exc.response.headers if exc.response is not None else None
             if status == 429 and getattr(exc, "code", None) == "insufficient_quota":
                 raise BackendError(f"{where}: quota exhausted (HTTP 429 insufficient_quota): {_message(exc)}") from None
             if status in (408, 409, 429) or status >= 500:
-                raise RetryableError(f"{where}: HTTP {status}: {_message(exc)}", retry_after, status) from None
+                raise RetryableError(f"{where}: HTTP {status}: {_message(exc)}", parse_retry_after(headers), status,
+                                     read_rate_limit(headers)) from None
             raise BackendError(f"{where}: HTTP {status}: {_message(exc)}") from None
         except (ValueError, TypeError, KeyError) as exc:  # a body the client could not decode
             raise RetryableError(f"{where}: malformed response body ({type(exc).__name__}: {exc})") from None
-        return self._to_response(resp, request)
+        return self._to_response(resp, request, raw.headers)
 
-    def _to_response(self, body: Any, request: ChatRequest) -> ChatResponse:
+    def _to_response(self, body: Any, request: ChatRequest, headers: Any = None) -> ChatResponse:
         """Read a Chat Completions response body (decoded JSON) into a ChatResponse; raises
         RetryableError for a body without a choice carrying text content."""
         choices = body.get("choices") if isinstance(body, dict) else None
@@ -163,7 +149,8 @@ class OpenAIBackend(Backend):
         if not isinstance(tokens_out, int):
             tokens_out = math.ceil(len(content) / 3)
         finish = choices[0].get("finish_reason")
-        return ChatResponse(content, tokens_in, tokens_out, finish if isinstance(finish, str) else None)
+        return ChatResponse(content, tokens_in, tokens_out, finish if isinstance(finish, str) else None,
+                            rate_limit=read_rate_limit(headers))
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""

@@ -37,7 +37,12 @@ def _labels(value: str | None) -> tuple[str, ...] | None:
               "local: a .gguf file or Hugging Face model directory [default: packaged SmolLM2].")
 @click.option("--labels", "labels", default=None, help="Only these labels, comma-separated (default: all).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
-              help="openai: requests in flight; local: conversations generated per batch.")
+              help="openai: the most requests in flight. Fewer go, and paced, when the endpoint says so: "
+              "its x-ratelimit-* headers when it sends them, else its 429s (additive increase, multiplicative "
+              "decrease, never below 1); the summary says where it settled. local: conversations generated per batch.")
+@click.option("--fixed-concurrency", is_flag=True,
+              help="openai: keep --concurrency requests in flight whatever the endpoint says; 429s are then "
+              "retried like other errors, up to --max-retries.")
 @click.option("--conversations", type=click.IntRange(min=1), default=None,
               help="Conversations advanced per round [default: 4 x concurrency (openai), concurrency (local), "
               "1000 (openai-batch: one batch per round)].")
@@ -62,7 +67,9 @@ def _labels(value: str | None) -> tuple[str, ...] | None:
 @click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds before a request times out (then it is retried).")
 @click.option("--max-retries", type=click.IntRange(min=0), default=6, show_default=True,
-              help="Retries per request on 429/5xx/timeouts/malformed bodies (backoff with jitter, Retry-After honoured).")
+              help="Retries per request on 5xx/timeouts/malformed bodies (backoff with jitter, Retry-After honoured). "
+              "openai: 429s are waited out without counting while the endpoint served anything in the last "
+              "max-retries x 60 s.")
 @click.option("--context-window", type=click.IntRange(min=16), default=None,
               help="Model context window in tokens [default: the model's; 16385 for openai].")
 @click.option("--near-dup-threshold", type=click.FloatRange(min=0, max=1, min_open=True), default=0.95, show_default=True,
@@ -122,6 +129,7 @@ def generate(**kw) -> None:
         base_url=kw["base_url"],
         api_key=kw["api_key"],
         concurrency=kw["concurrency"],
+        adaptive_concurrency=not kw["fixed_concurrency"],
         conversations=kw["conversations"],
         diversity_every=kw["diversity_every"],
         max_turns=kw["max_turns"],
@@ -190,6 +198,10 @@ def generate(**kw) -> None:
         ["texts/s", f"{summary.texts_per_s:.2f} ({summary.elapsed_s:.1f} s)"],
         ["stopped", summary.stopped],
     ]
+    if summary.backend == "openai":
+        from generation.limiter import describe
+
+        rows.insert(-2, ["rate limit", describe(summary.rate_limit)])
     emit_table(f"generate {summary.task} {summary.mode} with {summary.backend}:{summary.model} -> {summary.out}",
                ["", "value"], rows)
     if not summary.complete:

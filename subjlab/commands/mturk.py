@@ -277,6 +277,7 @@ def review(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
     if fmt == "json":
         emit_json(result.to_json())
         return
+    _emit_session_checks(result.sessions, fmt, "MTurk")
     emit_table(f"Assignments of {study} ({result.environment}{', dry run' if dry_run else ''})",
                ["assignment", "worker", "status", "units", "gold", "agreement", "s/unit", "flags", "action"],
                [[r["assignment_id"], r["worker_id"], r["status"], r["units"], r["gold_accuracy"], r["agreement"],
@@ -289,6 +290,19 @@ def review(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
         return
     click.echo(f"approved {result.approved}, rejected {result.rejected}, "
                f"participation qualification given to {result.qualified} new worker(s)")
+
+
+def _emit_session_checks(checks, fmt: str, platform: str) -> None:
+    """The sessions the platform did not confirm, with the reason (their answers are left out by default)."""
+    unconfirmed = [c for c in checks if c.status == "unconfirmed"]
+    if fmt == "json":
+        return
+    click.echo(f"{len(checks) - len(unconfirmed)} of {len(checks)} session(s) confirmed by {platform}")
+    if unconfirmed:
+        emit_table(f"Unconfirmed sessions (their {sum(c.answers for c in unconfirmed)} answers are left out of "
+                   "exports, rankings and agreement; --include-unconfirmed brings them back)",
+                   ["session", "worker", "entry", "reference", "answers", "reason"],
+                   [[c.session_id, c.worker_id, c.entry, c.entry_ref, c.answers, c.reason] for c in unconfirmed])
 
 
 # --------------------------------------------------------------------------------------------- actions
@@ -426,3 +440,34 @@ def prolific(study: str, completion_url: str, public_url: str | None, db_url: st
     click.echo(f"Prolific study URL: {link}")
     click.echo(f"finished participants go to {completion_url}")
     sys.stdout.flush()
+
+
+@mturk.command("prolific-review")
+@STUDY_OPTION
+@click.option("--api-url", default=None, metavar="URL",
+              help="Prolific's API [default: https://api.prolific.com]; e.g. a local stand-in.")
+@DB_OPTION
+@FORMAT_OPTION
+def prolific_review(study: str, api_url: str | None, db_url: str | None, fmt: str) -> None:
+    """Check each Prolific session of the study against Prolific's own submission records.
+
+    Every session's SESSION_ID is looked up as a submission (GET /api/v1/submissions/ID/, with the API
+    token in $PROLIFIC_API_TOKEN) and must name the same participant (PROLIFIC_PID) and Prolific study.
+    Sessions Prolific does not confirm are marked unconfirmed, with the reason; their answers are left
+    out of exports, rankings and agreement by default (`subjlab study export --include-unconfirmed`
+    brings them back). Prolific's study URL parameters are not signed either: this is the check that
+    a participant id was not borrowed.
+
+    Example: PROLIFIC_API_TOKEN=... subjlab mturk prolific-review --study spam-labels
+    """
+    from annotation_server.clock import utcnow
+    from annotation_server.mturk.identity import PROLIFIC_API, PROLIFIC_TOKEN_ENV, check_prolific_sessions, prolific_fetcher
+    from annotation_server.studies import get_study
+
+    fetch = prolific_fetcher(api_url or PROLIFIC_API, os.environ.get(PROLIFIC_TOKEN_ENV))
+    with _db(db_url) as db:
+        checks = check_prolific_sessions(db, get_study(db, study), fetch, utcnow())
+    if fmt == "json":
+        emit_json({"study": study, "sessions": [c.to_json() for c in checks]})
+        return
+    _emit_session_checks(checks, fmt, "Prolific")

@@ -73,7 +73,9 @@ def serve(db_url: str | None, host: str, port: int, workers: int, threads: int, 
 
     Worker pages are at /study/NAME, the admin dashboard at /admin, the JSON API at /api/v1
     (OpenAPI: /api/v1/openapi.json). Admin requests need SUBJLAB_ADMIN_TOKEN; if it is unset a token
-    is generated and printed once. Set SUBJLAB_SECRET_KEY to keep browser sessions across restarts.
+    is generated and printed once. Browser sessions are signed with SUBJLAB_SECRET_KEY, else with a key
+    generated once and kept in the instance folder ($SUBJLAB_INSTANCE_PATH, file secret_key, mode 0600),
+    shared by every worker process and kept across restarts.
 
     Example: subjlab serve --db postgresql://postgres@127.0.0.1:5432/subjlab --workers 4
     """
@@ -92,8 +94,11 @@ def serve(db_url: str | None, host: str, port: int, workers: int, threads: int, 
     # two pools per process (the worker hot path's autocommit pool and the general one), each sized to the
     # request threads, which hold one connection at a time: at most workers x 2 x threads connections
     # open, e.g. 2 x 2 x 8 = 32, well below PostgreSQL's default max_connections of 100
-    config = {"DATABASE_URL": url, "ADMIN_TOKEN": token, "DB_POOL_SIZE": threads,
-              "SECRET_KEY": os.environ.get("SUBJLAB_SECRET_KEY") or secrets.token_hex(32)}
+    config = {"DATABASE_URL": url, "ADMIN_TOKEN": token, "DB_POOL_SIZE": threads}
+    from annotation_server.app import create_app
+
+    create_app(dict(config, DB_POOL_SIZE=1)).extensions["subjlab"].dispose()  # settings and secret key checked once,
+    # here, before gunicorn forks: a misconfiguration stops `serve` with its message instead of every worker
     if lease_seconds is not None:
         config["LEASE_SECONDS"] = lease_seconds
     click.echo(f"serving on http://{host}:{port}  (workers={workers}, threads={threads})", err=True)
@@ -164,11 +169,14 @@ def study() -> None:
 @click.option("--max-per-worker", type=int, default=None, help="Cap of units per worker [default: no cap].")
 @click.option("--gold-every", type=int, default=None, help="Every n-th unit is an attention check (needs gold items).")
 @click.option("--title", default=None, help="Title shown to workers.")
+@click.option("--require-signed-entry", is_flag=True,
+              help="Web entry only through personal signed links (`subjlab study link`): nobody can start a "
+                   "session under a worker id they were not given. MTurk and Prolific entry is refused then.")
 @DB_OPTION
 @FORMAT_OPTION
 def study_create(name: str, kind: str, task_name: str | None, labels_per_item: int | None, judgments_per_pair: int | None,
                  scheduler: str, examples_per_task: int | None, max_per_worker: int | None, gold_every: int | None,
-                 title: str | None, db_url: str | None, fmt: str) -> None:
+                 title: str | None, require_signed_entry: bool, db_url: str | None, fmt: str) -> None:
     """Create a study called NAME.
 
     Examples: subjlab study create objectivity --kind pairwise --judgments-per-pair 12
@@ -181,7 +189,7 @@ def study_create(name: str, kind: str, task_name: str | None, labels_per_item: i
         s = studies.create_study(db, name=name, kind=kind, task=task, labels_per_item=labels_per_item,
                                  judgments_per_pair=judgments_per_pair, scheduler=scheduler if kind == "pairwise" else "balanced",
                                  examples_per_task=examples_per_task, max_per_worker=max_per_worker,
-                                 gold_every=gold_every, title=title)
+                                 gold_every=gold_every, title=title, require_signed_entry=require_signed_entry)
         out = studies.summary(db, s)
     _emit_summary(out, fmt, f"created study {name}")
 
@@ -291,8 +299,11 @@ def study_progress(name: str, db_url: str | None, fmt: str) -> None:
 @click.option("--what", type=click.Choice(["auto", "judgments", "labels"]), default="auto", show_default=True,
               help="judgments (pairwise) or labels (labeling); auto picks by the study kind.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write JSONL here (atomic) instead of stdout.")
+@click.option("--include-unconfirmed", is_flag=True,
+              help="Also the answers of sessions a crowd platform did not confirm (`subjlab mturk review` "
+                   "lists them with the reason); left out by default.")
 @DB_OPTION
-def study_export(name: str, what: str, output: str | None, db_url: str | None) -> None:
+def study_export(name: str, what: str, output: str | None, include_unconfirmed: bool, db_url: str | None) -> None:
     """Export the answers of study NAME as JSON Lines (DESIGN.md record shapes).
 
     Example: subjlab study export objectivity -o judgments.jsonl && subjlab rank judgments.jsonl
@@ -306,13 +317,65 @@ def study_export(name: str, what: str, output: str | None, db_url: str | None) -
     with _session(db_url) as db:
         if what == "auto":
             what = "labels" if studies.get_study(db, name).kind == "labeling" else "judgments"
-        records = export_records(db, name, what)
+        records = export_records(db, name, what, include_unconfirmed)
     if output:
         n = write_records(Path(output), records)
         click.echo(f"wrote {n} {what} to {output}", err=True)
         return
     for r in records:
         click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
+
+
+@study.command("link")
+@click.argument("name")
+@click.option("--worker", "workers", multiple=True, metavar="ID", help="Worker id to make a link for; repeatable.")
+@click.option("--workers-file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A file of worker ids, one a line (blank lines and lines starting with # are skipped).")
+@click.option("--url", "base_url", required=True, metavar="URL",
+              help="The server's public base URL, e.g. https://study.example.org")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write a CSV (worker_id,url) here (atomic) instead of printing the links.")
+@DB_OPTION
+def study_link(name: str, workers: tuple[str, ...], workers_file: str | None, base_url: str, output: str | None,
+               db_url: str | None) -> None:
+    """Print each worker's personal signed link to study NAME (or write them all to a CSV with -o).
+
+    The worker id in the link is signed (HMAC) with the study's own secret, kept in the database: a study
+    created with --require-signed-entry accepts only such links, so nobody can take part under a worker id
+    they were not sent.
+
+    \b
+    Examples: subjlab study link irony-labels --worker W17 --url https://study.example.org
+              subjlab study link irony-labels --workers-file ids.txt --url https://study.example.org -o links.csv
+    """
+    from annotation_server import studies
+    from annotation_server.entry import entry_link
+    from subjlab.records import write_records
+
+    ids = [("--worker", w) for w in workers]  # (where it came from, worker id)
+    if workers_file:
+        for number, line in enumerate(Path(workers_file).read_text(encoding="utf-8").splitlines(), start=1):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                ids.append((f"{workers_file}, line {number}", line))
+    if not ids:
+        raise click.UsageError("give --worker ID (repeatable) or --workers-file FILE")
+    if output and Path(output).suffix.lower() != ".csv":
+        raise click.UsageError(f"--output {output}: the links file is a CSV, name it *.csv")
+    with _session(db_url) as db:
+        s = studies.get_study(db, name)
+        links = []
+        for where, worker in ids:
+            try:
+                links.append(entry_link(base_url, s.name, s.signing_secret, worker))
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+    if output:
+        write_records(Path(output), [{"worker_id": link.worker_id, "url": link.url} for link in links])
+        click.echo(f"wrote {len(links)} signed links to {output}", err=True)
+        return
+    for link in links:
+        click.echo(link.url)
 
 
 @study.command("close")

@@ -34,7 +34,8 @@ REAL = "real"
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory (created).")
 @click.option("--epochs", type=float, default=3.0, show_default=True, help="Training epochs (may be fractional).")
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True,
+              help="Examples per optimizer step and process (under torchrun with N processes a step takes N x this).")
 @click.option("--lr", type=float, default=None,
               help="Peak learning rate (AdamW, 10% linear warmup, linear decay) [default: 2e-4 for the packaged "
               "MiniLM, 5e-5 for other models].")
@@ -70,8 +71,13 @@ def train(
       model/             the fine-tuned model and tokenizer (save_pretrained)
 
     Every label must be one of the task's labels (an error names the file, line and example).
-    Runs on the CPU by default; `accelerate launch -m subjlab.cli train ...` runs the same
-    command data-parallel on several GPUs (see docs/training.md).
+    Runs in one process by default (a visible GPU, else the CPU). Data-parallel, the same command
+    under a launcher: each process trains on its share of every batch, only the first writes OUT
+    (see docs/training.md):
+
+    \b
+      torchrun --nproc_per_node 2 -m subjlab.cli train ...            CPUs (gloo) or GPUs (NCCL)
+      accelerate launch --multi_gpu --num_processes 4 -m subjlab.cli train ...
 
     \b
     Example:

@@ -238,8 +238,16 @@ _HASH_CACHE: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def file_sha256(path: Path) -> str:
-    """Return the hex SHA-256 of a file's bytes (memoised by path, inode, size, mtime and ctime)."""
+    """Return the hex SHA-256 of a file's bytes (memoised by path, inode, size, mtime and ctime).
+
+    A folder (a data split saved by `datasets`' save_to_disk) hashes the relative paths and hashes of
+    all its files."""
     path = Path(path)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for member in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(f"{member.relative_to(path).as_posix()}\0{file_sha256(member)}\n".encode())
+        return digest.hexdigest()
     try:
         st = path.stat()
     except FileNotFoundError:

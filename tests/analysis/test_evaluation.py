@@ -138,3 +138,17 @@ def test_gamma_curve_plot_is_a_real_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
     with pytest.raises(ValueError, match="no scores to plot"):
         plot_gamma_curves({"empty": [GammaScore(0.9, 0, None, None)]}, tmp_path / "x.png")
+
+
+def test_macro_f1_on_a_gamma_subset_leaves_out_a_predicted_label_absent_from_its_gold_labels():
+    # at gamma = 0.75 the subset is a, b, c, d with gold labels {pos, neg}; b is predicted "neu", a label
+    # no gold instance of the subset has. By hand: pos P = 1/1, R = 1/2, F1 = 2/3; neg F1 = 1;
+    # Macro-F1 = (2/3 + 1) / 2 = 5/6 (averaging "neu"'s F1 of 0 too would give 5/9); accuracy = 3/4.
+    # At gamma = 0 (all six): pos P = R = 1/2, neg 1, neu P = R = 1/2: Macro-F1 = 2/3, accuracy = 4/6.
+    rows = [("a", "pos", "pos", 1.0), ("b", "pos", "neu", 1.0), ("c", "neg", "neg", 0.8), ("d", "neg", "neg", 0.8),
+            ("e", "neu", "neu", 0.5), ("f", "neu", "pos", 0.6)]
+    predictions = [Prediction(id=i, label=gold, prediction=pred) for i, gold, pred, _ in rows]
+    agreements = {i: a for i, _, _, a in rows}
+    high, everything = stratified_scores(predictions, agreements, [0.75, 0.0])
+    assert (high.n, high.accuracy, high.macro_f1) == (4, pytest.approx(3 / 4), pytest.approx(5 / 6))
+    assert (everything.n, everything.accuracy, everything.macro_f1) == (6, pytest.approx(4 / 6), pytest.approx(2 / 3))

@@ -21,7 +21,7 @@ def _batch_lines(server, batch):
 def test_a_run_through_the_batch_api_sends_one_batch_per_round(serve, scripted, tmp_path):
     server = serve(scripted())
     config = GenerationConfig(task="sms_spam", per_label=3, backend="openai-batch", base_url=server.url, model="gpt-4o-mini",
-                              diversity_every=2, batch_poll_interval=0.05, near_duplicate_threshold=None,
+                              diversity_every=2, max_turns=1, batch_poll_interval=0.05, near_duplicate_threshold=None,
                               cache_path=tmp_path / "c.sqlite", progress=False)
     summary = generate(config, tmp_path / "out.jsonl")
     batches = server.store.batches()

@@ -138,7 +138,7 @@ def test_rerun_of_a_finished_output_makes_no_requests(serve, scripted, tmp_path)
 def test_budget_stops_a_run_that_cannot_finish(serve, scripted, tmp_path):
     responder = scripted(always=("text", "Here is a spam message for you:"))
     server = serve(responder)
-    summary = generate(_config(server, tmp_path, max_requests=6), tmp_path / "out.jsonl")
+    summary = generate(_config(server, tmp_path, max_requests=6, max_turns=1), tmp_path / "out.jsonl")  # one-turn lanes
     assert summary.stopped == "budget" and not summary.complete
     assert summary.requests == 6 == responder.count
     assert summary.filters["meta"] == 6 and summary.written == 0
@@ -238,7 +238,7 @@ def test_each_round_is_made_durable_with_one_fsync(serve, scripted, tmp_path, mo
     monkeypatch.setattr(os, "fsync", counting_fsync)
     server = serve(scripted())
     out = tmp_path / "out.jsonl"
-    summary = generate(_config(server, tmp_path, per_label=6, conversations=4, cache=False), out)
+    summary = generate(_config(server, tmp_path, per_label=6, conversations=4, diversity_every=0, cache=False), out)
     assert summary.written == 12 and summary.rounds == 3  # 4 texts per round
     assert len(fsyncs) == summary.rounds
     assert len(_rows(out)) == 12
@@ -270,7 +270,7 @@ def test_requests_sent_ahead_that_are_not_needed_are_counted_not_written(serve, 
 
     responder = scripted(latency=0.05, text=two_texts)
     server = serve(responder)
-    summary = generate(_config(server, tmp_path, per_label=4, conversations=4), tmp_path / "out.jsonl")
+    summary = generate(_config(server, tmp_path, per_label=4, conversations=4, diversity_every=0), tmp_path / "out.jsonl")
     # The guess "one text per reply" sent each conversation's second turn ahead; none was needed.
     assert summary.per_label == {"ham": 4, "spam": 4} and summary.rounds == 1
     assert summary.unused_requests == 4
@@ -328,3 +328,19 @@ def test_stall_rule_is_replayed_exactly_after_a_resume(serve, scripted, repeats_
     strip = lambda rows: [{k: v for k, v in r.items() if k != "created_at"} for r in rows]  # noqa: E731
     assert strip(_rows(out)) == strip(_rows(tmp_path / "full.jsonl"))
     assert full.abandoned_conversations >= 1
+
+
+def test_a_few_texts_per_label_still_come_from_conversations_with_diversity_turns(serve, scripted, tmp_path):
+    """12 texts a label with room for 8 lanes used to give 12 one-turn conversations (the diversity
+    prompt never sent); now each label opens ceil(12 / 3) conversations of 3 turns."""
+    responder = scripted()
+    server = serve(responder)
+    cfg = _config(server, tmp_path, per_label=12, concurrency=8, conversations=24, diversity_every=2, max_turns=3)
+    summary = generate(cfg, tmp_path / "out.jsonl")
+    assert summary.complete and summary.requests == 24
+    bodies = [b for _, b in responder.log]
+    assert sum(b["messages"][-1]["content"] == DIVERSITY_PROMPT for b in bodies) == 8  # one in each conversation
+    rows = _rows(tmp_path / "out.jsonl")
+    for label in ("ham", "spam"):
+        turns = sorted((r["conversation"], r["conversation_turn"]) for r in rows if r["label"] == label)
+        assert turns == [(c, t) for c in range(4) for t in range(3)]

@@ -81,7 +81,8 @@ def test_each_rejection_is_counted_by_reason_with_the_real_minilm():
     assert f.check("My cat knocked the plant off the windowsill again this morning.", demos) is None
     counts = f.counts()
     assert list(counts) == [*REASONS, "accepted"]
-    assert counts == {"empty": 1, "word_limit": 2, "meta": 1, "duplicate": 1, "demo_copy": 2, "near_duplicate": 1, "accepted": 2}
+    assert counts == {"empty": 1, "word_limit": 2, "meta": 1, "label_leak": 0, "duplicate": 1, "demo_copy": 2,
+                      "near_duplicate": 1, "accepted": 2}
 
 
 def test_embedding_checks_can_be_switched_off_without_loading_a_model():
@@ -101,3 +102,52 @@ def test_bad_settings_fail_loudly():
         FilterSettings(word_limit=10, near_duplicate_threshold=1.5)
     with pytest.raises(ValueError, match="word_margin"):
         FilterSettings(word_limit=10, word_margin=-1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hey [user] How's it going? Is there anything else I can help with?",  # the assistant's voice
+        "I'd be happy to provide more diverse data on financial news.",
+        "We can create something even more unique and interesting, a world of possibilities.",
+        "I'm not a Twitter AI, I'm here to help you communicate more effectively.",
+        "Hello [Your Name], hope you're enjoying [insert location]!",  # a template to fill in
+        "A positive financial news article about a growing company with promising growth stories.",  # a description
+        "One great example of humor is the hilarious scene at the end of the latest episode.",
+        "The news headline is a serious and urgent message that has nothing to do with comedy.",
+        "Can you provide something more diverse compared to the previously generated data?",
+        "I will make sure the text uses no more than 30 words.",
+    ],
+)
+def test_the_small_models_meta_talk_is_recognised(text):
+    assert is_meta(text)
+
+
+@pytest.mark.parametrize(
+    ("task", "text", "want"),
+    [
+        ("sms_spam", "GOD Bless The Internet For Free And That Don't Use Spam.", "label_leak"),
+        ("sms_spam", "Hey, just wanted to say I'm a spammer, reply STOP to end.", "label_leak"),
+        ("financial_phrasebank", 'Negative news: "Losing $1.2 billion to a solar panel maker."', "label_leak"),
+        ("financial_phrasebank", "Good news: The company's new contracts yielded promising results.", "label_leak"),
+        ("financial_phrasebank", "Sales rose 5 % (label: positive) in the third quarter of 2009 .", "label_leak"),
+        ("financial_phrasebank", "The company reported positive cash flow and a negative one-off of EUR 2 mn .", None),
+        ("humor", "Sarcasm aside, this is a humorous story about my cat and the mailman.", "label_leak"),
+        ("humor", "Why did the scarecrow win an award? Because he was outstanding in his field.", None),
+        ("sms_spam", "I am a mobile phone user, I am using the device to text you.", "meta"),  # echoes the persona
+    ],
+)
+def test_texts_stating_their_own_label_are_label_leaks(task, text, want):
+    from generation.config import GenerationConfig
+
+    settings = GenerationConfig(task=task, near_duplicate_threshold=None).filter_settings()
+    assert TextFilter(settings, embed=lambda texts: None).check(text) == want
+
+
+def test_a_text_that_goes_on_from_a_demonstration_is_a_copy():
+    f = TextFilter(FilterSettings(word_limit=40, near_duplicate_threshold=None, demo_copy_threshold=None),
+                   embed=lambda texts: None)
+    demos = ["Exports grew 16.5 percent to 19.1 million liters .", "The total number of voting rights is 74,612,523 ."]
+    assert f.check("These savings to 19.1 million liters will help the exporter.", demos) == "demo_copy"
+    assert f.check("Exports grew 16.5 percent to 19.1 million liters, indicating a positive outlook.", demos) == "demo_copy"
+    assert f.check("Exports fell 3 percent as demand for paper weakened in Europe .", demos) is None

@@ -9,7 +9,7 @@ import pytest
 from openai import OpenAI
 
 from generation.backends.base import ChatRequest
-from generation.backends.local import DEFAULT_LOCAL_MODEL, ensure_converted
+from generation.backends.local import DEFAULT_LOCAL_MODEL, ensure_converted, plan_batches
 from generation.engine import GenerationConfig, generate
 from generation.filters import is_meta
 from generation.openai_server import ChatCompletionServer, local_model_responder
@@ -48,6 +48,38 @@ def test_batched_generation_is_seeded_and_counts_tokens(local_backend):
         assert resp.tokens_in == local_backend.count_tokens(req.messages)
         assert 1 <= resp.tokens_out <= 10 and resp.finish_reason in ("stop", "length")
         assert resp.text.strip()
+
+
+@pytest.mark.parametrize(
+    ("lengths", "max_batch", "call_cost", "batches"),
+    [
+        ([70, 240, 72, 238, 71], 8, 100, [[0, 2, 4], [1, 3]]),  # two lengths: two batches, no row padded by 170
+        ([70, 240, 72, 238, 71], 8, 1000, [[0, 1, 2, 3, 4]]),  # a call costs more than the padding
+        ([], 4, 10, []),
+    ],
+)
+def test_batches_group_prompts_of_similar_length(lengths, max_batch, call_cost, batches):
+    assert plan_batches(lengths, max_batch, call_cost) == batches
+
+
+def test_batches_never_exceed_the_batch_size():
+    batches = plan_batches([5, 9, 5, 9, 5], 2, 1)
+    assert len(batches) == 3 and all(len(b) <= 2 for b in batches)
+    assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
+
+
+def test_a_round_of_short_and_long_prompts_is_answered_in_request_order(local_backend):
+    task = get_task("sms_spam")
+    reqs = []
+    for i, turns in enumerate([0, 3, 0, 3]):
+        conv = ZeroShotConversation(task, "ham", i)
+        for _ in range(turns):
+            conv.add_reply("Running late, save me a seat at the cinema and order the big popcorn please.")
+        msgs, _ = conv.next_messages()
+        reqs.append(ChatRequest(tuple(msgs), max_tokens=8, seed=7 + i, sample_index=i))
+    responses = local_backend.complete_sync(reqs)
+    assert [r.tokens_in for r in responses] == [local_backend.count_tokens(q.messages) for q in reqs]
+    assert responses[0].tokens_in < responses[1].tokens_in
 
 
 def test_local_backend_produces_valid_labeled_texts_for_sms_spam(local_backend, tmp_path):

@@ -34,6 +34,11 @@ from generation.parsing import clean_text, parse_response
         ("Example 4 (label: positive): Profits rose 12% in the quarter.", ["Profits rose 12% in the quarter."]),
         ("Negative Example: Sales fell sharply.", ["Sales fell sharply."]),
         ("**Example 2 (spam):** Claim your prize now", ["Claim your prize now"]),
+        # a lead-in and a quoted text on one line: two candidates, so the lead-in cannot ride into training
+        ('Here\'s a possible sentence: "Shares fell 8% after the warning."',
+         ["Here's a possible sentence:", "Shares fell 8% after the warning."]),
+        ('Negative news: "Losing $1.2 billion hurt the solar maker."', ["Negative news:", "Losing $1.2 billion hurt the solar maker."]),
+        ("Note to self: buy milk and call mum", ["Note to self: buy milk and call mum"]),  # no quote: one text
         ("", [""]),
         ("   \n  ", [""]),
     ],

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import pytest
 
 from generation.backends.base import BackendAuthError, ChatRequest, RetryableError
 from generation.backends.openai_backend import OpenAIBackend
 from generation.judge import JudgeConfig, judge_tasks
+from generation.limiter import AdaptiveLimiter
+from generation.openai_server import RateLimit
 from generation.prompts import Message
 from generation.retry import RetriesExhausted, RetryPolicy, with_retries
 from subjlab.records import read_judgments
@@ -74,3 +77,66 @@ def test_the_llm_judge_retries_through_the_same_loop(serve, scripted, task_data,
     assert summary.written == 2 and summary.requests == 2
     assert responder.count == 4  # one call of two requests failed (503) and was repeated whole
     assert len(read_judgments(tmp_path / "judgments.jsonl")) == 2
+
+
+def _complete_through_limiter(server, policy: RetryPolicy, limiter: AdaptiveLimiter | None, seen: list[RetryableError]):
+    async def go():
+        backend = OpenAIBackend(model="scripted", base_url=server.url, api_key="test", timeout=5)
+
+        def call():
+            return backend.complete([REQUEST])
+
+        try:
+            attempt = call if limiter is None else limiter.attempts(call, 10, REQUEST.max_tokens)
+            return await with_retries(attempt, policy, random.Random(0), seen.append, limiter)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(go())
+
+
+def test_429s_through_the_limiter_do_not_use_up_the_retry_budget(serve, scripted):
+    faults = {n: ("status", 429, {"Retry-After": "0"}) for n in range(4)}
+    responder = scripted(faults=faults)
+    seen: list[RetryableError] = []
+    [reply] = _complete_through_limiter(serve(responder), RetryPolicy(max_retries=1, backoff_base=0.01),
+                                        AdaptiveLimiter(4), seen)
+    assert reply.text == responder.text(responder.log[4][1]) and responder.count == 5
+    assert [e.status for e in seen] == [429] * 4
+    # the same endpoint without the limiter: the second 429 ends the request
+    with pytest.raises(RetriesExhausted, match="gave up after 2 attempts.*429"):
+        _complete_through_limiter(serve(scripted(faults=faults)), RetryPolicy(max_retries=1, backoff_base=0.01), None, [])
+
+
+def test_the_limiter_gives_up_on_429s_when_nothing_is_served_for_its_patience(serve, scripted):
+    responder = scripted(always=("status", 429, {"Retry-After": "0"}))
+    start = time.monotonic()
+    with pytest.raises(RetriesExhausted, match="429"):
+        _complete_through_limiter(serve(responder), RetryPolicy(max_retries=1, backoff_base=0.01),
+                                  AdaptiveLimiter(4, patience=0.8), [])
+    took = time.monotonic() - start
+    assert 0.8 <= took < 5.0
+    assert responder.count < 20  # probed with pauses between, not hammered
+
+
+def test_the_client_leaves_429s_to_the_engine_and_hands_over_the_rate_limit_headers(serve, scripted):
+    limit = RateLimit(scripted(), requests_per_s=1, tokens_per_min=60_000, headers=True)
+    server = serve(limit)
+
+    async def go():
+        backend = OpenAIBackend(model="scripted", base_url=server.url, api_key="test", timeout=5)
+        try:
+            assert backend.client.max_retries == 0
+            [reply] = await backend.complete([REQUEST])
+            with pytest.raises(RetryableError) as info:
+                await backend.complete([REQUEST])
+            return reply, info.value
+        finally:
+            await backend.aclose()
+
+    reply, error = asyncio.run(go())
+    assert limit.admitted == 1 and limit.rejected == 1  # the client did not retry the 429 itself
+    assert reply.rate_limit.limit_requests == 1 and reply.rate_limit.remaining_requests == 0
+    assert reply.rate_limit.limit_tokens == 1000 and 0 < reply.rate_limit.reset_tokens <= 1.0
+    assert error.status == 429 and error.retry_after == 1.0 and error.rate_limit.retry_after == 1.0
+    assert error.rate_limit.remaining_requests == 0 and 0 < error.rate_limit.reset_requests <= 1.0

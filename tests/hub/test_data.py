@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from subjlab.data import BUNDLED_DATA_DIR, bundled_tasks, data_source, load_split, resolve_data_dir, split_path
+from subjlab.records import RecordError
 from subjlab.tasks import REGISTRY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,3 +144,79 @@ def test_the_bundle_rebuilds_byte_identically_from_the_development_data(dev_data
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "25 of 25 files identical" in out.stdout
+
+
+# ---- splits stored as a saved `datasets` split, parquet or CSV (what `subjlab export` writes, or the Hub serves)
+def _rows(examples):
+    return [(e.id, e.text, e.label, e.extra) for e in examples]
+
+
+def test_jsonl_stays_the_first_choice_then_saved_split_parquet_and_csv(tmp_path):
+    import datasets
+
+    task = REGISTRY["humor"]
+    real = load_split(task, "train", BUNDLED_DATA_DIR)[:6]
+    folder = tmp_path / "humor"
+    folder.mkdir()
+    rows = [{"id": e.id, "text": e.text, "label": e.label, **e.extra} for e in real]
+    import pandas as pd
+    pd.DataFrame(rows).to_csv(folder / "train.csv", index=False)
+    assert split_path(task, "train", tmp_path) == folder / "train.csv"
+    pd.DataFrame(rows[:3]).to_parquet(folder / "train.parquet")
+    assert split_path(task, "train", tmp_path) == folder / "train.parquet"
+    datasets.Dataset.from_list(rows[:2]).save_to_disk(str(folder / "train"))
+    assert split_path(task, "train", tmp_path) == folder / "train"
+    assert _rows(load_split(task, "train", tmp_path)) == _rows(real[:2])
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:1]))
+    assert split_path(task, "train", tmp_path) == folder / "train.jsonl"
+
+
+def test_parquet_train_and_csv_test_of_one_task_load_with_their_extra_fields(tmp_path):
+    import pandas as pd
+    task = REGISTRY["financial_phrasebank"]
+    (tmp_path / "financial_phrasebank").mkdir()
+    train, test = (load_split(task, s, BUNDLED_DATA_DIR)[:5] for s in ("train", "test"))
+    for split, rows, write in (("train", train, "to_parquet"), ("test", test, "to_csv")):
+        frame = pd.DataFrame([e.to_dict() for e in rows])
+        target = tmp_path / "financial_phrasebank" / f"{split}.{'parquet' if split == 'train' else 'csv'}"
+        getattr(frame, write)(target, **({} if split == "train" else {"index": False}))
+    assert _rows(load_split(task, "train", tmp_path)) == _rows(train)
+    # CSV values are all strings (numbers included); parquet keeps the types
+    assert _rows(load_split(task, "test", tmp_path)) == [
+        (e.id, e.text, e.label, {k: str(v) for k, v in e.extra.items()}) for e in test]
+    assert isinstance(test[0].extra["source_line"], int)
+
+
+def test_a_malformed_csv_split_names_file_line_and_field(tmp_path):
+    (tmp_path / "humor").mkdir()
+    (tmp_path / "humor" / "test.csv").write_text("id,text,label\na,a fine joke,humor\nb,,not_humor\n")
+    with pytest.raises(RecordError) as err:
+        load_split(REGISTRY["humor"], "test", tmp_path)
+    assert str(err.value) == f"{tmp_path / 'humor' / 'test.csv'}:3: field 'text': must not be empty"
+
+
+def test_a_missing_split_names_every_format_looked_for_and_what_a_saved_dataset_has(tmp_path):
+    import datasets
+
+    (tmp_path / "humor").mkdir()
+    with pytest.raises(FileNotFoundError) as err:
+        split_path(REGISTRY["humor"], "test", tmp_path)
+    assert "humor/test.jsonl is missing (data directory" in str(err.value)
+    assert "and so are test/, test.parquet, test.csv beside it" in str(err.value)
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([{"text": "x", "label": "humor"}])}).save_to_disk(
+        str(tmp_path / "humor"))
+    with pytest.raises(FileNotFoundError, match=r"the dataset saved in .*humor has splits train\)"):
+        split_path(REGISTRY["humor"], "test", tmp_path)
+    (tmp_path / "humor" / "test").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"humor/test is a folder but not a split saved by datasets"):
+        split_path(REGISTRY["humor"], "test", tmp_path)
+
+
+def test_a_dataset_saved_as_the_data_directory_itself_is_explained(tmp_path):
+    import datasets
+
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([{"text": "x", "label": "humor"}])}).save_to_disk(
+        str(tmp_path / "saved"))
+    with pytest.raises(FileNotFoundError, match=r"saved is itself a dataset saved by datasets, but a data directory "
+                                                r"holds one per task: save it as DIR/humor and pass --data DIR\)"):
+        split_path(REGISTRY["humor"], "train", tmp_path / "saved")

@@ -136,6 +136,23 @@ def answer_all(client_, study: SpamStudy, worker_id: str, correct: bool | Callab
         done.append((text, label))
 
 
+def enter_mturk(client_, study: str, hit_id: str, assignment_id: str, worker_id: str) -> str:
+    """Open the MTurk entry page as MTurk does for an accepted assignment; return the page's worker token."""
+    import re
+    from urllib.parse import urlencode
+
+    query = urlencode({"assignmentId": assignment_id, "hitId": hit_id, "workerId": worker_id,
+                       "turkSubmitTo": "https://www.mturk.com"})
+    page = client_.get(f"/mturk/{study}?{query}").get_data(as_text=True)
+    return re.search(r'<meta name="subjlab-worker-token" content="([^"]+)">', page).group(1)
+
+
+@pytest.fixture
+def mturk_entry() -> Callable[..., str]:
+    """`mturk_entry(test_client, study, hit_id, assignment_id, worker_id)` -> the worker token of the entry page."""
+    return enter_mturk
+
+
 @pytest.fixture
 def work_through() -> Callable[..., list[tuple[str, str]]]:
     """`work_through(test_client, spam_study, worker_id, correct=True, token=None)`: see `answer_all`."""

@@ -102,11 +102,12 @@ def test_live_asks_for_confirmation_after_printing_the_cost(db_url, mturk_standi
 
 
 def test_review_by_rule_and_a_second_approve_sends_nothing(app, client, db_url, mturk_standin, aws_test_credentials,
-                                                          spam_study, work_through):
+                                                          spam_study, work_through, mturk_entry):
     create_hit_replies(mturk_standin)
     runner = CliRunner()
     assert runner.invoke(cli, PUBLISH + ["--db", db_url, "--endpoint-url", mturk_standin.url]).exit_code == 0
-    work_through(client, spam_study, "AGOODWORKER0001", correct=True)
+    token = mturk_entry(client, "spam", _hits(db_url)[0].hit_id, "3ASSIGNMENTGOOD000000000000000", "AGOODWORKER0001")
+    work_through(client, spam_study, "AGOODWORKER0001", correct=True, token=token)
     mturk_standin.replies["ListAssignmentsForHIT"] = lambda body: (200, {"NumResults": 1, "Assignments": [{
         "AssignmentId": "3ASSIGNMENTGOOD000000000000000", "WorkerId": "AGOODWORKER0001", "HITId": body["HITId"],
         "AssignmentStatus": "Submitted", "AcceptTime": EXPIRES - 900, "SubmitTime": EXPIRES - 600}]})

@@ -111,10 +111,12 @@ def test_prolific_setup_prints_the_exact_study_url(app, spam_study):
 
 
 def test_review_thresholds_decide_the_flags_and_the_flagged_rule(app, client, spam_study, work_through, mturk_standin,
-                                                                  aws_test_credentials, publish_one, stubbed_mturk):
+                                                                  aws_test_credentials, publish_one, stubbed_mturk,
+                                                                  mturk_entry):
     db_url = get_state(app).settings.database_url
     hit_id = publish_one(app, stubbed_mturk())  # a sandbox HIT; the CLI then reviews it on the stand-in
-    work_through(client, spam_study, "AQUICKWORKER001", correct=True)  # answers in milliseconds: too fast
+    token = mturk_entry(client, "spam", hit_id, "3ASSIGNMENTQUICK00000000000000", "AQUICKWORKER001")
+    work_through(client, spam_study, "AQUICKWORKER001", correct=True, token=token)  # answers in ms: too fast
     mturk_standin.replies["ListAssignmentsForHIT"] = lambda body: (200, {"NumResults": 1, "Assignments": [{
         "AssignmentId": "3ASSIGNMENTQUICK00000000000000", "WorkerId": "AQUICKWORKER001", "HITId": hit_id,
         "AssignmentStatus": "Submitted", "AcceptTime": 1893455100, "SubmitTime": 1893455400}]})
@@ -124,6 +126,7 @@ def test_review_thresholds_decide_the_flags_and_the_flagged_rule(app, client, sp
     assert strict.exit_code == 0, strict.output
     row = json.loads(strict.stdout)["assignments"][0]
     assert (row["flags"], row["decision"]) == (["too_fast"], "reject")
+    assert [s["status"] for s in json.loads(strict.stdout)["sessions"]] == ["confirmed"]
     lenient = CliRunner().invoke(cli, common + ["--min-seconds", "0"])
     assert lenient.exit_code == 0, lenient.output
     row = json.loads(lenient.stdout)["assignments"][0]

@@ -77,7 +77,7 @@ def test_an_accepted_assignment_binds_the_worker_and_shows_the_core_unit_page(mt
     assert other.status_code == 409 and "another worker" in other.get_data(as_text=True)
 
 
-def test_a_returning_worker_resumes_the_same_unit_even_in_a_fresh_browser(mturk_app, study):
+def test_a_returning_worker_in_a_fresh_browser_gets_new_work_and_the_same_browser_resumes(mturk_app, study):
     first = mturk_app.test_client()
     token = page_token(first.get(entry_url("spam", "3ASSIGNMENT000000000000000002")).get_data(as_text=True))
     held = first.get("/api/v1/studies/spam/next", headers={"Authorization": f"Bearer {token}"}).json["assignment"]
@@ -85,7 +85,8 @@ def test_a_returning_worker_resumes_the_same_unit_even_in_a_fresh_browser(mturk_
     page = again.get(entry_url("spam", "3ASSIGNMENT000000000000000002")).get_data(as_text=True)
     token2 = page_token(page)
     assert token2 != token
-    assert again.get("/api/v1/studies/spam/next", headers={"Authorization": f"Bearer {token2}"}).json["assignment"] == held
+    # a lease belongs to the session that received it: the new session gets another unit
+    assert again.get("/api/v1/studies/spam/next", headers={"Authorization": f"Bearer {token2}"}).json["assignment"] != held
     same_browser = first.get(entry_url("spam", "3ASSIGNMENT000000000000000002")).get_data(as_text=True)
     assert page_token(same_browser) == token  # the cookie's token is reused
 
@@ -145,3 +146,15 @@ def test_the_preview_of_a_pairwise_study_shows_two_task_cards(make_app):
     assert titles == [str(escape(REGISTRY["sms_spam"].title)), str(escape(REGISTRY["humor"].title))]
     assert page.count('class="choose" disabled') == 2 and "subjlab-worker-token" not in page
     assert page.split('id="sample-unit"')[1].count("<li>") == 4  # example texts from the real data, 2 per task
+
+
+def test_mturk_pages_with_a_worker_token_or_completion_code_are_never_stored_by_caches(mturk_app, study, work_through):
+    client = mturk_app.test_client()
+    preview = client.get(f"/mturk/spam?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId={HIT}")
+    page = client.get(entry_url("spam", "3ASSIGNMENT000000000000000009"))
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    assert preview.headers["Cache-Control"] == "no-store"
+    text = page.get_data(as_text=True)
+    work_through(client, study, "AWORKER0000001", token=page_token(text))
+    submit = client.get(done_link(text))
+    assert "completion" in submit.get_data(as_text=True).lower() and submit.headers["Cache-Control"] == "no-store"

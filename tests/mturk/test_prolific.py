@@ -74,3 +74,11 @@ def test_only_https_completion_urls_are_accepted(app, spam_study):
         for bad in ("http://app.prolific.com/submissions/complete?cc=X", "javascript:alert(1)", "/relative"):
             with pytest.raises(ValueError, match="https"):
                 configure(db, "spam", bad)
+
+
+def test_prolific_pages_carrying_a_worker_token_are_never_stored_by_caches(client, configured):
+    page = client.get(entry())
+    assert page.status_code == 200 and 'name="subjlab-worker-token"' in page.get_data(as_text=True)
+    assert page.headers["Cache-Control"] == "no-store"
+    _, done = token_and_done(page.get_data(as_text=True))
+    assert client.get(done).headers["Cache-Control"] == "no-store"

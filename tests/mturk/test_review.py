@@ -43,14 +43,14 @@ def test_rules_parse_and_evaluate_without_eval():
 
 
 def test_review_approves_and_rejects_by_rule_once_and_keeps_participants_out(
-        db_app, make_spam_study, stubbed_mturk, publish_one, work_through):
+        db_app, make_spam_study, stubbed_mturk, publish_one, work_through, mturk_entry):
     """On SQLite and PostgreSQL."""
     app, client = db_app, db_app.test_client()
     spam_study = make_spam_study(app)
     s = stubbed_mturk()
     publish_one(app, s)
-    work_through(client, spam_study, W_GOOD, correct=True)
-    work_through(client, spam_study, W_BAD, correct=False)
+    work_through(client, spam_study, W_GOOD, correct=True, token=mturk_entry(client, "spam", HIT, A_GOOD, W_GOOD))
+    work_through(client, spam_study, W_BAD, correct=False, token=mturk_entry(client, "spam", HIT, A_BAD, W_BAD))
     s.stub.add_response("list_assignments_for_hit",
                         {"Assignments": [assignment(A_GOOD, W_GOOD), assignment(A_BAD, W_BAD)], "NumResults": 2}, LIST_PARAMS)
     s.stub.add_response("approve_assignment", {}, {"AssignmentId": A_GOOD, "RequesterFeedback": "Thanks for your work."})

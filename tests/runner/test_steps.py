@@ -172,3 +172,20 @@ def test_records_keep_the_steps_cpu_time_apart_from_its_wall_time(tmp_path):
     assert json.loads((tmp_path / "compute" / DONE).read_text())["cpu_seconds"] == computed.cpu_seconds
     again = StepRunner(tmp_path / "log.jsonl", echo=lambda s: None).run(Step("compute", tmp_path / "compute"), compute)
     assert again.record.status == "cached" and again.record.cpu_seconds == computed.cpu_seconds
+
+
+def test_a_folder_input_is_hashed_by_its_files(tmp_path):
+    """A data split saved by `datasets` is a folder: its hash follows every file in it."""
+    from subjlab.runner.steps import file_sha256
+
+    split = tmp_path / "train"
+    split.mkdir()
+    (split / "state.json").write_text("{}")
+    (split / "data-00000-of-00001.arrow").write_bytes(b"one")
+    first = file_sha256(split)
+    assert file_sha256(split) == first
+    (split / "data-00000-of-00001.arrow").write_bytes(b"two")
+    second = file_sha256(split)
+    assert second != first
+    (split / "extra.arrow").write_bytes(b"")
+    assert file_sha256(split) not in (first, second)

@@ -137,7 +137,8 @@ def make_app(tmp_path, request, task_data) -> Iterator[Callable[..., Any]]:
 
     def factory(db: str = "sqlite", **config: Any):
         url = fresh_database(db, tmp_path, request)
-        app = create_app({"DATABASE_URL": url, "ADMIN_TOKEN": ADMIN, "DATA_DIR": str(task_data), **config})
+        app = create_app({"DATABASE_URL": url, "ADMIN_TOKEN": ADMIN, "DATA_DIR": str(task_data),
+                          "INSTANCE_PATH": str(tmp_path / "instance"), **config})
         app.config["TESTING"] = True
         apps.append(app)
         return app
@@ -169,6 +170,28 @@ def backend(request) -> str:
 def db_app(make_app, backend):
     """A ready app on a fresh database of each backend (SQLite and PostgreSQL)."""
     return make_app(db=backend)
+
+
+# ----------------------------------------------------------------------------------------- database contents
+def database_rows(app) -> dict[str, list[tuple]]:
+    """Every row of every table of the schema (core and crowd-platform tables), sorted: compare two of
+    these to prove that a refused request changed nothing at all (not just the row counts)."""
+    from sqlalchemy import select
+
+    from annotation_server.app import get_state
+    from annotation_server.db import session_scope
+    from annotation_server.models import load_extension_models, metadata
+
+    load_extension_models()
+    with session_scope(get_state(app).engine) as db:
+        return {name: sorted((tuple(row) for row in db.execute(select(table)).all()), key=repr)
+                for name, table in sorted(metadata.tables.items())}
+
+
+@pytest.fixture
+def db_rows() -> Callable[[Any], dict[str, list[tuple]]]:
+    """`db_rows(app)`: every row of every table (see `database_rows`)."""
+    return database_rows
 
 
 # ----------------------------------------------------------------------------------------- API client

@@ -61,11 +61,11 @@ def labeling(app, api_client, task_data):
     gold = {"id": "gold-1", "text": "WINNER!! Claim your free prize now, text WIN to 80086", "answer": "spam"}
     r = api.add_items("lab", examples=[{"id": e.id, "text": e.text} for e in examples], gold=[gold])
     assert r.status == 201
-    truth = {e.id: e.label for e in examples}
+    truth = {e.text: e.label for e in examples}
     for k, worker in enumerate(("alice", "bob", "carol")):
         # alice and bob copy the real labels; carol always says "ham" (and fails the gold item)
         answer_all(api, "lab", worker,
-                   lambda a, k=k: {"label": "ham" if k == 2 else truth.get(a["item"]["id"], "spam")})
+                   lambda a, k=k: {"label": "ham" if k == 2 else truth.get(a["item"]["text"], "spam")})
     return api, examples
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from annotation_server import answers
 from subjlab.records import Judgment, Label
 
 
@@ -45,8 +46,60 @@ def test_answering_someone_elses_assignment_is_a_conflict(db_app, api_client):
     assert r.status == 409 and "not leased to you" in r.json["error"]["message"]
     api.answer(a, alice, label="spam")
     r = api.answer(a, bob, label="spam")
-    assert r.status == 409 and "another worker" in r.json["error"]["message"]
+    assert r.status == 409 and "not leased to you" in r.json["error"]["message"]
     assert api.admin_get("/studies/ans/progress").json["answered"] == 1
+
+
+def test_another_session_of_the_same_worker_cannot_answer_a_lease_and_nothing_is_stored(db_app, api_client, db_rows):
+    api = api_client(db_app)
+    _labeling(api)
+    first = api.session("ans", "w1")
+    a = api.next("ans", first).json
+    borrowed = api.session("ans", "w1")  # the same worker id, another session (a borrowed identity)
+    before = db_rows(db_app)
+    for query in ("", "?next=1"):
+        r = api.request("POST", f"/assignments/{a['assignment']}{query}", borrowed, {"label": "ham"})
+        assert r.status == 409 and r.json["error"]["message"] == answers.NOT_YOURS, r.text
+    assert db_rows(db_app) == before  # not a row changed: no answer, no lease taken over, no new lease
+    assert api.answer(a["assignment"], first, label="spam").status == 201  # the lease is still the first's
+
+
+def test_a_worker_who_re_enters_gets_new_work_never_the_old_sessions_lease(db_app, api_client):
+    api = api_client(db_app)
+    _labeling(api, k=1, n=3)
+    first = api.session("ans", "w1")
+    held = api.next("ans", first).json
+    again = api.session("ans", "w1")
+    fresh = api.next("ans", again).json
+    assert fresh["assignment"] != held["assignment"] and fresh["item"]["text"] != held["item"]["text"]
+    assert api.next("ans", again).json["assignment"] == fresh["assignment"]  # a reload keeps this session's lease
+    assert api.next("ans", first).json["assignment"] == held["assignment"]  # and the old session keeps its own
+
+
+def test_an_assignment_not_leased_to_the_caller_answers_exactly_like_one_that_does_not_exist(db_app, api_client, db_rows):
+    api = api_client(db_app)
+    _labeling(api, k=2, n=3)
+    api.create_study(name="pw", kind="pairwise", judgments_per_pair=2, examples_per_task=1)
+    api.add_items("pw", tasks=["sms_spam", "humor"])
+    alice, bob, carol = api.session("ans", "alice"), api.session("ans", "bob"), api.session("pw", "carol")
+    leased = api.next("ans", alice).json["assignment"]
+    answered = api.next("ans", bob).json["assignment"]
+    assert api.answer(answered, bob, label="ham").status == 201
+    pairwise = api.next("pw", carol).json["assignment"]
+    mine = api.next("ans", api.session("ans", "dave")).json["assignment"]
+    dave = api.session("ans", "dave")  # dave's second session: `mine` belongs to the first one
+    before = db_rows(db_app)
+    replies = {}
+    for name, handle in {"another's lease": leased, "another's answer": answered, "another study's pairwise": pairwise,
+                         "own worker, other session": mine, "never issued": "0123456789abcdef",
+                         "not a handle": "attention-1", "beyond 64 bits": str(2**70), "negative": "-1"}.items():
+        for body in ({"label": "ham"}, {"label": "spam"}, {"winner": "sms_spam"}):
+            r = api.answer(handle, dave, **body)
+            replies[name, json.dumps(body)] = (r.status, r.text)
+    assert set(replies.values()) == {(409, json.dumps({"error": {"status": 409, "code": "conflict",
+                                                                   "message": answers.NOT_YOURS,
+                                                                   "field": "assignment"}}, separators=(",", ":")) + "\n")}, replies
+    assert db_rows(db_app) == before
 
 
 def test_an_answer_after_the_lease_expired_is_refused_and_the_work_is_reissued(make_app, backend, api_client, clock):
@@ -58,7 +111,7 @@ def test_an_answer_after_the_lease_expired_is_refused_and_the_work_is_reissued(m
     assert api.next("ans", bob).status == 204  # the only slot is leased to alice
     clock.advance(61)
     b = api.next("ans", bob).json  # the abandoned slot goes back to the pool: bob gets it
-    assert b["item"]["id"] == a["item"]["id"] and b["assignment"] == a["assignment"]
+    assert b["item"]["text"] == a["item"]["text"] and b["assignment"] == a["assignment"]
     r = api.answer(a["assignment"], alice, label="ham")
     assert r.status == 409
     assert api.answer(b["assignment"], bob, label="spam").status == 201
@@ -96,5 +149,6 @@ def test_export_records_have_the_design_shapes(db_app, api_client):
     reply = api.admin_get("/studies/lb/export?what=labels")
     assert reply.headers["Content-Type"].startswith("application/x-ndjson")
     lab = Label.from_dict(json.loads(reply.text))
-    assert (lab.item, lab.worker, lab.label) == (b["item"]["id"], "w2", "ham")
+    assert (lab.item, lab.worker, lab.label) == (b["item"]["text"].replace("message ", "i"), "w2", "ham")
+    assert lab.extra["assignment"] == b["assignment"]  # the handle the worker saw
     assert api.admin_get("/studies/lb/export?what=judgments").status == 400  # wrong kind for the study

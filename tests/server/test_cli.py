@@ -46,7 +46,7 @@ def test_study_lifecycle_from_the_command_line(tmp_path, task_data):
     out_file = tmp_path / "labels.jsonl"
     run("study", "export", "irony", "-o", str(out_file), "--db", db)
     labels = read_labels(out_file)
-    assert [(x.item, x.worker, x.label) for x in labels] == [(a["item"]["id"], "w1", "sarcastic")]
+    assert [(x.extra["assignment"], x.worker, x.label) for x in labels] == [(a["assignment"], "w1", "sarcastic")]
     assert "closed" in run("study", "close", "irony", "--db", db).output
     assert json.loads(run("study", "list", "--db", db, "--format", "json").output)[0]["status"] == "closed"
 

@@ -119,9 +119,9 @@ def test_labeling_attention_checks_are_scored_by_the_single_statement_answer(db_
     while (r := api.next("g", token)).status == 200:
         seen.append(r.json["item"])
         assert api.answer(r.json["assignment"], token, label="spam").status == 201
-    ids = [x["id"] for x in seen]
-    assert len(ids) == 5 and {ids[1], ids[3]} == {"g1", "g2"}  # every 2nd unit is a check, each once
-    assert {x["text"] for x in seen if x["id"] == "g2"} == {"see you at dinner mum"}
+    texts = [x["text"] for x in seen]
+    # every 2nd unit is a check, each once
+    assert len(texts) == 5 and {texts[1], texts[3]} == {"WIN a FREE prize, text now", "see you at dinner mum"}
     with session_scope(get_state(db_app).engine) as db:
         scored = dict(db.execute(select(GoldItem.key, GoldAnswer.correct).join(GoldItem, GoldItem.id == GoldAnswer.gold_id)).all())
         counters = sorted(db.scalars(select(Item.n_answers)))
@@ -296,3 +296,46 @@ def test_on_postgres_a_session_racing_the_creation_of_its_worker_uses_that_worke
     assert (outcome, owners) in (([None], []), ([outcome[0]], ["racer"])) and workers == 1, (outcome, owners)
     token = outcome[0] or api.session("race", "racer")  # None: the API's general way takes over
     assert api.next("race", token).status == 200
+
+
+def test_an_attention_check_is_served_with_as_many_statements_as_a_regular_unit(counted, api_client):
+    # no timing tell: a check costs what a regular unit costs (PostgreSQL: one statement, for `next` and for
+    # an answer with ?next=1; SQLite: the state read and one INSERT, as the state read and one claim)
+    app, counter = counted
+    api = api_client(app)
+    api.create_study(name="tell", kind="labeling", task="sms_spam", labels_per_item=1, gold_every=3)
+    gold = {f"check {i}" for i in range(4)}
+    api.add_items("tell", examples=[{"id": f"m{i}", "text": f"message {i}"} for i in range(12)],
+                  gold=[{"id": f"attention-{i}", "text": f"check {i}", "answer": "ham"} for i in range(4)])
+    token = api.session("tell", "w1")
+    current = api.next("tell", token).json  # the first request of a token may read the study's metadata
+    by_kind: dict[tuple, set[int]] = {}  # (request, the unit answered is a check, the unit served is a check)
+    first_check = True  # the first check a process serves reads the study's check texts into its cache, once
+    while current is not None:
+        counter.take()
+        r = api.request("POST", f"/assignments/{current['assignment']}", token, {"label": "ham"})
+        assert r.status == 201
+        counter.take()
+        r = api.next("tell", token)
+        if r.status == 204:
+            break
+        served = r.json
+        n = len(counter.take())
+        if served["item"]["text"] in gold and first_check:
+            first_check = False
+        else:
+            by_kind.setdefault(("next", None, served["item"]["text"] in gold), set()).add(n)
+        r = api.request("POST", f"/assignments/{served['assignment']}?next=1", token, {"label": "ham"})
+        assert r.status == 201
+        current = r.json["next"]
+        n = len(counter.take())
+        if current is not None and current["item"]["text"] in gold and first_check:
+            first_check = False
+        elif current is not None:
+            key = ("answer+next", served["item"]["text"] in gold, current["item"]["text"] in gold)
+            by_kind.setdefault(key, set()).add(n)
+    assert ("next", None, True) in by_kind and ("answer+next", False, True) in by_kind, by_kind
+    assert by_kind["next", None, True] == by_kind["next", None, False], by_kind
+    assert by_kind["answer+next", False, True] == by_kind["answer+next", False, False], by_kind
+    if app.extensions["subjlab"].engine.url.get_backend_name() == "postgresql":
+        assert by_kind["next", None, True] == by_kind["answer+next", False, True] == {1}

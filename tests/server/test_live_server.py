@@ -85,7 +85,7 @@ def test_postgres_server_reissues_expired_leases_and_keeps_acknowledged_answers_
                 if r.status != 200:
                     return
                 if client.answer(r.json["assignment"], tokens[i], label="spam").status == 201:
-                    acked.append((r.json["item"]["id"], f"w{i}"))
+                    acked.append((r.json["assignment"], f"w{i}"))
             except Exception:  # the connection dies with the server
                 return
 
@@ -106,7 +106,7 @@ def test_postgres_server_reissues_expired_leases_and_keeps_acknowledged_answers_
     engine = make_engine(db_url)
     try:
         with session_scope(engine) as db:
-            persisted = {(x.item, x.worker) for x in export_records(db, "crash", "labels")}
+            persisted = {(x.extra["assignment"], x.worker) for x in export_records(db, "crash", "labels")}
             assert set(acked) <= persisted  # no acknowledged answer is missing
             later = utcnow() + timedelta(seconds=1.1)
             assert study_progress(db, "crash", later)["active_leases"] == 0  # nothing stays stuck

@@ -37,11 +37,11 @@ def test_agreement_report_matches_the_labels_given(api, task_data):
     api.create_study(name="ag", kind="labeling", task="sms_spam", labels_per_item=3)
     rows = load_split(REGISTRY["sms_spam"], "test", task_data, limit_per_label=2)
     api.add_items("ag", examples=[{"id": ex.id, "text": ex.text} for ex in rows])
-    gold = {ex.id: ex.label for ex in rows}
+    gold = {ex.text: ex.label for ex in rows}
     for w in range(3):
         token = api.session("ag", f"w{w}")
         while (r := api.next("ag", token)).status == 200:
-            item = r.json["item"]["id"]
+            item = r.json["item"]["text"]
             # w2 disagrees on the first spam item; everyone else gives the dataset label
             label = gold[item]
             if w == 2 and item == next(i for i, lab in gold.items() if lab == "spam"):

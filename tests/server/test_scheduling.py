@@ -5,9 +5,15 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+import re
 from collections import Counter
 
 import pytest
+from sqlalchemy import select
+
+from annotation_server.app import get_state
+from annotation_server.db import session_scope
+from annotation_server.models import Assignment
 
 from subjlab.data import load_split
 from subjlab.tasks import REGISTRY
@@ -75,7 +81,7 @@ def test_labeling_gives_each_item_to_k_distinct_workers_fewest_labels_first(db_a
             if r.status == 204:
                 done.add(i)
                 continue
-            order.append(r.json["item"]["id"])
+            order.append(r.json["item"]["text"])
             assert api.answer(r.json["assignment"], t, label="ham").status == 201
     labels = [json.loads(x) for x in api.admin_get("/studies/lab/export?what=labels").text.splitlines()]
     per_item = Counter(lab["item"] for lab in labels)
@@ -102,8 +108,9 @@ def test_gold_checks_are_interleaved_and_scored_but_not_exported(api):
                         {"id": "g2", "text": "see you at dinner mum", "answer": "ham"}])
     token = api.session("gold", "w1")
     got = _work_until_done(api, "gold", token, lambda a: {"label": "spam"})
-    ids = [a["item"]["id"] for a in got]
-    assert len(ids) == 7 and {ids[2], ids[5]} == {"g1", "g2"}  # every 3rd unit is a check, each check once
+    texts = [a["item"]["text"] for a in got]
+    # every 3rd unit is a check, each check once
+    assert len(texts) == 7 and {texts[2], texts[5]} == {"WIN a FREE prize, text now", "see you at dinner mum"}
     workers = api.admin_get("/studies/gold/workers").json["workers"]
     assert workers[0]["gold_answered"] == 2 and workers[0]["gold_correct"] == 1 and workers[0]["gold_accuracy"] == 0.5
     exported = [json.loads(x)["item"] for x in api.admin_get("/studies/gold/export?what=labels").text.splitlines()]
@@ -138,3 +145,70 @@ def test_active_scheduler_serves_every_pair_once_per_worker(api):
     got = _work_until_done(api, "act", token, lambda a: {"winner": min(a["left"]["task"], a["right"]["task"])})
     pairs = [frozenset((a["left"]["task"], a["right"]["task"])) for a in got]
     assert len(pairs) == len(set(pairs)) == 6
+
+
+def _walk_with_checks(api, study: str, worker: str, gold_texts: set[str]):
+    """Work through a labeling study; return [(assignment JSON, is a check)] in the order served."""
+    token = api.session(study, worker)
+    shown = []
+    while (r := api.next(study, token)).status == 200:
+        shown.append((r.json, r.json["item"]["text"] in gold_texts))
+        assert api.answer(r.json["assignment"], token, label="ham").status == 201
+    return shown
+
+
+def _shape(value, key: str = ""):
+    """The keys of a JSON value, recursively (what fields a reply has, not their values)."""
+    if key == "label_descriptions":  # keyed by the task's own labels
+        return "mapping"
+    if isinstance(value, dict):
+        return {k: _shape(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value[:1]]
+    return type(value).__name__
+
+
+def test_attention_checks_look_exactly_like_regular_units(db_app, api_client):
+    api = api_client(db_app)
+    api.create_study(name="hide", kind="labeling", task="sms_spam", labels_per_item=1, gold_every=4)
+    gold = [{"id": f"attention-{i}", "text": f"check {i}: please answer ham", "answer": "ham"} for i in range(10)]
+    api.add_items("hide", examples=[{"id": f"item-{i}", "text": f"message {i}"} for i in range(30)], gold=gold)
+    shown = _walk_with_checks(api, "hide", "w1", {g["text"] for g in gold})
+    checks = [a for a, is_check in shown if is_check]
+    regular = [a for a, is_check in shown if not is_check]
+    assert (len(checks), len(regular)) == (9, 30)  # every 4th unit, while real units remain
+    # the same fields, and nothing that names the researcher's items or checks
+    assert {json.dumps(_shape(a), sort_keys=True) for a, _ in shown} == {json.dumps(_shape(regular[0]), sort_keys=True)}
+    assert not any(word in json.dumps(a) for a, _ in shown for word in ("attention", "item-", "gold"))
+    # handles are opaque: the same shape, and their order does not set checks apart (in the database every
+    # check's slot id comes after every pre-made slot; a check's handle is as likely as any to sort first)
+    handles = [a["assignment"] for a, _ in shown]
+    assert all(re.fullmatch(r"[0-9a-f]{16}", h) for h in handles) and len(set(handles)) == 39
+    ranks = {h: i for i, h in enumerate(sorted(handles))}
+    check_ranks = sorted(ranks[a["assignment"]] for a in checks)
+    assert 60 < sum(check_ranks) < 280  # far from all-last (306) or all-first (36)
+    with session_scope(get_state(db_app).engine) as db:
+        ids = {bool(g): sorted(i for i, in db.execute(select(Assignment.id).where(
+            Assignment.worker_id.is_not(None), Assignment.gold_id.is_not(None) if g else Assignment.gold_id.is_(None))))
+            for g in (True, False)}
+    assert min(ids[True]) > max(ids[False])  # what the handles hide
+    # the admin side still knows exactly which answers were checks and how the worker did
+    row = api.admin_get("/studies/hide/workers").json["workers"][0]
+    assert (row["answered"], row["gold_answered"], row["gold_correct"]) == (30, 9, 9)
+    exported = [json.loads(x) for x in api.admin_get("/studies/hide/export?what=labels").text.splitlines()]
+    assert sorted(x["assignment"] for x in exported) == sorted(a["assignment"] for a in regular)
+
+
+def test_pairwise_attention_checks_carry_the_same_fields_as_regular_pairs(db_app, api_client):
+    api = api_client(db_app)
+    api.create_study(name="hide-pw", kind="pairwise", judgments_per_pair=1, gold_every=3, examples_per_task=1)
+    api.add_items("hide-pw", tasks=["sms_spam", "humor", "tweet_sarcasm", "reddit_emotion"],
+                  gold=[{"id": "attention-pair", "left": "sms_spam", "right": "humor", "answer": "sms_spam"}])
+    token = api.session("hide-pw", "w1")
+    shown = []
+    while (r := api.next("hide-pw", token)).status == 200:
+        shown.append(r.json)
+        assert api.answer(r.json["assignment"], token, winner=r.json["left"]["task"]).status == 201
+    assert len(shown) == 7 and len({json.dumps(_shape(a), sort_keys=True) for a in shown}) == 1
+    assert not any("attention" in json.dumps(a) for a in shown)
+    assert api.admin_get("/studies/hide-pw/progress").json["gold"] == {"answered": 1, "correct": 1, "accuracy": 1.0}

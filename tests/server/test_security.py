@@ -29,7 +29,9 @@ def test_two_sessions_of_one_worker_get_different_tokens_for_the_same_worker(api
     t1, t2 = api.session("s", "w1"), api.session("s", "w1")
     assert t1 != t2
     a1 = api.next("s", t1).json
-    assert api.next("s", t2).json["assignment"] == a1["assignment"]  # same worker, same lease
+    a2 = api.next("s", t2).json  # same worker, another session: its own lease, on another unit
+    assert a2["assignment"] != a1["assignment"] and a2["item"]["text"] != a1["item"]["text"]
+    assert api.next("s", t1).json["assignment"] == a1["assignment"]
 
 
 def test_admin_token_check_uses_constant_time_comparison(app, monkeypatch):
@@ -93,3 +95,44 @@ def test_the_csp_nonce_changes_per_request(client):
 def test_errors_outside_the_api_are_escaped_html_for_browsers(client):
     r = client.get("/nope/<script>alert(1)</script>", headers={"Accept": "text/html"})
     assert r.status_code == 404 and r.mimetype == "text/html" and "<script>" not in r.get_data(as_text=True)
+
+
+def _log_in(client) -> None:
+    import re
+
+    page = client.get("/admin/").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = client.post("/admin/login", data={"csrf_token": csrf, "token": "test-admin-token"})
+    assert r.status_code == 303, r.get_data(as_text=True)
+
+
+def _logged_in(client) -> bool:
+    return 'name="token"' not in client.get("/admin/").get_data(as_text=True)
+
+
+def test_logging_out_revokes_the_admin_session_so_an_old_copy_of_the_cookie_stops_working(app):
+    import re
+
+    browser, thief = app.test_client(), app.test_client()
+    _log_in(browser)
+    stolen = browser.get_cookie("subjlab_session").value
+    thief.set_cookie("subjlab_session", stolen)
+    assert _logged_in(thief) and thief.get("/api/v1/studies").status_code == 200
+    page = browser.get("/admin/").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert browser.post("/admin/logout", data={"csrf_token": csrf}).status_code == 303
+    thief.set_cookie("subjlab_session", stolen)  # the copy taken before logging out
+    assert not _logged_in(thief) and not _logged_in(browser)
+    assert thief.get("/api/v1/studies").status_code == 401
+    assert thief.get("/admin/studies/x").status_code == 303  # to the login form
+
+
+def test_admin_sessions_expire_after_twelve_hours_or_the_configured_time(make_app, clock):
+    default, short = make_app(CLOCK=clock), make_app(CLOCK=clock, ADMIN_SESSION_HOURS=2)
+    a, b = default.test_client(), short.test_client()
+    _log_in(a)
+    _log_in(b)
+    clock.advance(2 * 3600 + 1)
+    assert _logged_in(a) and not _logged_in(b)
+    clock.advance(10 * 3600)
+    assert not _logged_in(a)

@@ -81,3 +81,55 @@ def test_closing_a_study_ends_work_for_workers_already_in_it(api):
     assert api.next("c", token).status == 204
     me = api.request("GET", "/studies/c/me", token).json
     assert me["finished"] is True and me["completion_code"]
+
+
+def _at_once(app, n: int, send) -> list:
+    """Send `n` requests at the same moment (one test client per thread); return their replies."""
+    import threading
+
+    barrier, replies = threading.Barrier(n), []
+
+    def run() -> None:
+        client = app.test_client()
+        barrier.wait()
+        replies.append(send(client))
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return replies
+
+
+ADMIN_HEADERS = {"Authorization": "Bearer test-admin-token"}
+
+
+def test_a_taken_study_name_is_409_and_changes_nothing_even_when_requests_race(db_app, api_client, db_rows):
+    api = api_client(db_app)
+    assert api.create_study(name="taken", kind="pairwise").status == 201
+    before = db_rows(db_app)
+    for body in ({"kind": "pairwise"}, {"kind": "labeling", "task": "sms_spam"}):
+        r = api.create_study(name="taken", **body)
+        assert r.status == 409 and r.json["error"]["field"] == "name" and "already exists" in r.json["error"]["message"]
+    assert db_rows(db_app) == before
+    replies = _at_once(db_app, 4, lambda c: c.post("/api/v1/studies", json={"name": "race", "kind": "pairwise"},
+                                                   headers=ADMIN_HEADERS))
+    assert sorted(r.status_code for r in replies) == [201, 409, 409, 409], [r.get_data(as_text=True) for r in replies]
+    assert len(db_rows(db_app)["study"]) == len(before["study"]) + 1
+
+
+def test_a_task_added_twice_to_a_pairwise_study_is_409_and_changes_nothing_even_when_requests_race(
+        db_app, api_client, db_rows):
+    api = api_client(db_app)
+    api.create_study(name="pw2", kind="pairwise", judgments_per_pair=2, examples_per_task=1)
+    assert api.add_items("pw2", tasks=["sms_spam", "humor"]).status == 201
+    before = db_rows(db_app)
+    for tasks, field in ((["humor"], "tasks[0]"), (["ag_news", "ag_news"], "tasks[1]"), (["imdb", "sms_spam"], "tasks[1]")):
+        r = api.add_items("pw2", tasks=tasks)
+        assert r.status == 409 and r.json["error"]["field"] == field, r.text
+    assert db_rows(db_app) == before  # not even imdb, given before the repeated task
+    replies = _at_once(db_app, 3, lambda c: c.post("/api/v1/studies/pw2/items", json={"tasks": ["tweet_sarcasm"]},
+                                                   headers=ADMIN_HEADERS))
+    assert sorted(r.status_code for r in replies) == [201, 409, 409], [r.get_data(as_text=True) for r in replies]
+    assert api.admin_get("/studies").json["studies"][0]["units"] == 3  # one new task: two new pairs

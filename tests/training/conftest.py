@@ -1,4 +1,5 @@
-"""Fixtures for the training tests: tiny real slices of SMS spam and one short shared training run.
+"""Fixtures for the training tests: tiny real slices of SMS spam, one short shared training run, and
+`torchrun` for data-parallel runs of real processes on loopback.
 
 Runs are kept to a few optimizer steps on ~40 real messages (max_length 64, one torch thread, so a
 busy shared CPU is not oversubscribed); the run is shared by the tests that only read its outputs.
@@ -6,6 +7,9 @@ busy shared CPU is not oversubscribed); the run is shared by the tests that only
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,3 +63,18 @@ def quick_run(sms, sms_task, tmp_path_factory) -> Run:
     out = tmp_path_factory.mktemp("sms_run")
     config = TrainConfig.for_task(sms_task, out_dir=str(out), **QUICK)
     return Run(config, train_classifier(config, sms.train, sms.eval), out)
+
+
+@pytest.fixture(scope="session")
+def torchrun():
+    """`torchrun(args, processes=2)`: see `run_under_torchrun`."""
+    return run_under_torchrun
+
+
+def run_under_torchrun(args: list[str], processes: int = 2, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `args` (a script path or `-m module ...`) in `processes` real processes started by torchrun
+    (standalone rendezvous on a free loopback port, gloo on a CPU machine); return the finished process
+    with text stdout/stderr. One torch thread per process (torchrun's default), offline."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
