@@ -31,7 +31,8 @@ def test_packaged_demo_config_validates_with_four_tasks_and_the_local_backend():
     assert config.generation.backend == "local"
     assert config.training.backbones == ("minilm",)
     assert config.conditions == CONDITIONS
-    assert config.generation.per_label == 12 and config.data.train_per_label == 80
+    assert config.generation.per_label == 8 and config.data.train_per_label == 80
+    assert config.generation.few_shot_k == 2 and config.generation.options["max_tokens"] == 40
     assert config.training.min_steps == 12
     assert config.training.max_length == 64
     # sized for the report's intervals: every bundled test text, two seeds
