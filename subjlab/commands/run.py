@@ -76,7 +76,7 @@ def _set_threads(threads: int | None) -> None:
 def _set_study_threads(threads: int | None) -> None:
     """Set torch's threads for a study: `threads`, else `auto_threads()` (announced on stdout)."""
     if threads is None:
-        from subjlab.runner.util import auto_threads, usable_cores
+        from subjlab.runner.threads import auto_threads, usable_cores
 
         load = os.getloadavg()[0]
         threads = auto_threads(load=load)

@@ -51,7 +51,7 @@ from subjlab.runner.task_steps import (
     train_config,
     train_step,
 )
-from subjlab.runner.util import to_jsonable, write_json
+from subjlab.runner.run_files import write_json
 from subjlab.tasks import TaskSpec
 
 
@@ -134,7 +134,7 @@ def run_study(
 
     run_dir = Path(runs_dir) / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "study.json", _config_snapshot(config))
+    write_json(run_dir / "study.json", config.snapshot())
     crowd_origin = str(crowd_path) if crowd_path else ""
     if db_study:
         url = database_url or config.database_url or None
@@ -165,7 +165,7 @@ def run_study(
     from subjlab.runner.report import write_report
 
     files = write_report(report, run_dir, rerun_command=rerun_command)
-    write_json(run_dir / "results.json", to_jsonable(asdict(report)))
+    write_json(run_dir / "results.json", asdict(report))
     wall = time.perf_counter() - start
     echo(f"study {config.name!r} finished in {wall:.1f} s ({len([r for r in runner.records if r.status == 'ran'])} "
          f"step(s) ran, {len([r for r in runner.records if r.status == 'cached'])} cached)")
@@ -258,9 +258,3 @@ def _run_task(config: StudyConfig, task: TaskSpec, run_dir: Path, runner: StepRu
         if config.evaluation.diversity:
             out.diversity[cond] = run(*diversity_step(config, task, base, cond, train_files[cond], train_files["real"]))
     return out
-
-
-def _config_snapshot(config: StudyConfig) -> dict[str, Any]:
-    data = asdict(config)
-    data["tasks"] = [t.name for t in config.tasks]
-    return to_jsonable(data)

@@ -18,14 +18,13 @@ subjectivity; accuracy vs agreement threshold γ with bands; diversity and simil
 from __future__ import annotations
 
 import base64
-import os
 import re
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
 from subjlab.runner.findings import CLAIMS, points
+from subjlab.runner.run_files import write_text
 from subjlab.runner.report_model import (
     CONDITION_TITLES,
     GammaCurve,
@@ -84,8 +83,8 @@ def write_report(report: StudyReport, out_dir: str | Path, rerun_command: str = 
     html_images = {pid: "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
                    for pid, path in plots.items()}
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    _atomic_text(md_path, _environment("md").get_template("report.md.j2").render(v=view, images=md_images))
-    _atomic_text(html_path, _environment("html").get_template("report.html.j2").render(v=view, images=html_images))
+    write_text(md_path, _environment("md").get_template("report.md.j2").render(v=view, images=md_images))
+    write_text(html_path, _environment("html").get_template("report.html.j2").render(v=view, images=html_images))
     return ReportFiles(html=html_path, markdown=md_path, plots=plots)
 
 
@@ -105,7 +104,7 @@ def draw_plots(report: StudyReport, plots_dir: Path) -> dict[str, Path]:
 
     plots: dict[str, Path] = {}
     rankings = ([("ranking", report.crowd)] if report.crowd else []) + [
-        (f"ranking-{slug(r.source)}", r) for r in report.llm
+        (f"ranking-{plot_id(r.source)}", r) for r in report.llm
     ]
     for pid, ranking in rankings:
         plots[pid] = plot_ranking(list(ranking.tasks), plots_dir / f"{pid}.png",
@@ -116,7 +115,7 @@ def draw_plots(report: StudyReport, plots_dir: Path) -> dict[str, Path]:
         named = {CONDITION_TITLES.get(c.condition, c.condition): list(c.scores) for c in curves}
         if any(s.n > 0 for ss in named.values() for s in ss):
             bands = {CONDITION_TITLES.get(c.condition, c.condition): _band_points(c) for c in curves if c.bands}
-            pid = f"gamma-{slug(task)}-{slug(backbone)}"
+            pid = f"gamma-{plot_id(task)}-{plot_id(backbone)}"
             plots[pid] = plot_gamma_curves(named, plots_dir / f"{pid}.png", bands=bands or None,
                                            title=f"{task}: scores by agreement threshold γ ({backbone}; 95% bands)")
     return plots
@@ -155,7 +154,7 @@ def report_view(report: StudyReport, rerun_command: str) -> dict[str, Any]:
         "collect": [(text, fill(cmd, report, rerun_command).splitlines()) for text, cmd in COLLECT_STEPS],
         "judge_command": f"subjlab judge --tasks {','.join(t.name for t in report.tasks)} --backend local "
                          "--out llm_judgments.jsonl",
-        "llm": [dict(_ranking_view(r), plot=f"ranking-{slug(r.source)}") for r in report.llm],
+        "llm": [dict(_ranking_view(r), plot=f"ranking-{plot_id(r.source)}") for r in report.llm],
         "comparisons": report.comparisons,
         "correlations": [_correlation_view(report, i) for i in range(len(report.correlations))],
         "no_correlation": no_correlation_text(report),
@@ -268,7 +267,7 @@ def _gamma_view(task: str, backbone: str, curves: Sequence[GammaCurve]) -> dict[
         rows.append([f"{g:g}", str(n)] + ["-" if s is None or s.accuracy is None else percent(s.accuracy, b)
                                           for s, b in zip(pts, bands)])
     return {"title": f"{task} ({backbone})", "source": curves[0].agreement_source, "header": header, "rows": rows,
-            "plot": f"gamma-{slug(task)}-{slug(backbone)}", "alt": f"{task} accuracy vs gamma"}
+            "plot": f"gamma-{plot_id(task)}-{plot_id(backbone)}", "alt": f"{task} accuracy vs gamma"}
 
 
 def percent(value: float, interval: Interval | None) -> str:
@@ -371,8 +370,8 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{seconds:.1f} s"
 
 
-def slug(text: str) -> str:
-    """A file-name-safe id of `text`."""
+def plot_id(text: str) -> str:
+    """The lower-case, file-name-safe form of `text` in plot ids (plots/<id>.png)."""
     return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower() or "x"
 
 
@@ -432,17 +431,3 @@ def _environment(kind: str):
         env.filters["inline"] = md_inline
     env.filters["duration"] = duration
     return env
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -11,10 +11,10 @@ from typing import Any
 
 from subjlab.records import write_records
 from subjlab.runner.config import StudyConfig
-from subjlab.runner.steps import Step, StepRecord, StepRunner
+from subjlab.runner.steps import Step, StepRecord, StepRunner, code_versions
 from subjlab.runner.evidence import TaskResults, TaskRows, task_rows
 from subjlab.runner.task_steps import STEP_VERSIONS
-from subjlab.runner.util import slug, versions, write_json
+from subjlab.runner.run_files import slug, write_json
 
 STUDY_DIR = "_study"
 #: Packages whose versions go into the report's provenance.
@@ -80,7 +80,7 @@ def ranking_step(config: StudyConfig, run_dir: Path, runner: StepRunner, path: P
         directory=run_dir / STUDY_DIR / f"ranking-{tag}",
         params={"step": STEP_VERSIONS["ranking"], "n_bootstrap": 1000, "seed": config.seed, "source": source},
         inputs={"judgments": path},
-        versions=versions("subjlab", "choix"),
+        versions=code_versions("subjlab", "choix"),
     )
 
     def fn(work: Path) -> dict[str, Any]:
@@ -221,11 +221,11 @@ def compare_rankings(crowd, llm) -> tuple[int, float, float] | None:
 
 def package_versions() -> dict[str, str]:
     """Return the installed versions of the provenance packages."""
-    return {k: v for k, v in versions(*PROVENANCE_PACKAGES).items() if v != "not installed"}
+    return {k: v for k, v in code_versions(*PROVENANCE_PACKAGES).items() if v != "not installed"}
 
 
 def data_dir_of(config: StudyConfig) -> Path:
     """Return the data folder the study reads."""
     from subjlab.data import resolve_data_dir
 
-    return resolve_data_dir(config.data.data_dir)
+    return resolve_data_dir(config.data_dir)

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 
 from subjlab.records import Example, read_examples, write_records
 from subjlab.runner.config import MINILM_ALIAS, StudyConfig
-from subjlab.runner.steps import Step, StepResult
-from subjlab.runner.util import embedder_id, slug, versions, write_json
+from subjlab.runner.run_files import slug, write_json
+from subjlab.runner.steps import Step, StepResult, code_versions, embedder_id
 from subjlab.tasks import TaskSpec
 
 #: Bumped when a step's logic changes in a way that changes its output (part of its cache key).
@@ -39,7 +39,7 @@ def data_step(config: StudyConfig, task: TaskSpec, base: Path) -> Step:
                 "train_per_label": d.train_per_label,
                 "test_per_label": d.test_per_label, "small_real_per_label": d.small_real_per_label,
                 "seed": config.seed},
-        inputs={"train": split_path(task, "train", d.data_dir), "test": split_path(task, "test", d.data_dir)},
+        inputs={"train": split_path(task, "train", config.data_dir), "test": split_path(task, "test", config.data_dir)},
     )
 
 
@@ -50,14 +50,14 @@ def make_real_data(config: StudyConfig, task: TaskSpec, work: Path) -> dict[str,
     from subjlab.data import load_split, resolve_data_dir, sample_per_label
 
     d = config.data
-    train = load_split(task, "train", d.data_dir, limit_per_label=d.train_per_label, seed=config.seed)
-    test = load_split(task, "test", d.data_dir, limit_per_label=d.test_per_label, seed=config.seed)
+    train = load_split(task, "train", config.data_dir, limit_per_label=d.train_per_label, seed=config.seed)
+    test = load_split(task, "test", config.data_dir, limit_per_label=d.test_per_label, seed=config.seed)
     small = sample_per_label(train, d.small_real_per_label, seed=config.seed + 1)
     for name, rows in (("train", train), ("test", test), ("small", small)):
         missing = [lab for lab in task.labels if not any(ex.label == lab for ex in rows)]
         if missing:
             raise ValueError(f"task {task.name}: the real {name} slice has no examples of {missing} "
-                             f"(data in {resolve_data_dir(d.data_dir)})")
+                             f"(data in {resolve_data_dir(config.data_dir)})")
         write_records(work / f"{name}.jsonl", rows)
     return {"train_size": len(train), "test_size": len(test), "small_size": len(small),
             "train_per_label": _per_label(train, task), "test_per_label": _per_label(test, task)}
@@ -74,7 +74,7 @@ def agreement_kind(config: StudyConfig, task: TaskSpec) -> tuple[str, Path | Non
     from analysis.data_agreement import data_agreement_kind
     from subjlab.data import load_split
 
-    if data_agreement_kind(load_split(task, "test", config.data.data_dir), task) is not None:
+    if data_agreement_kind(load_split(task, "test", config.data_dir), task) is not None:
         return ("data", None)
     return None
 
@@ -145,7 +145,7 @@ def generate_step(config: StudyConfig, task: TaskSpec, base: Path, mode: str, re
         directory=base / mode / "generate",
         params={"step": STEP_VERSIONS["generate"], "config": params, "task": task.to_dict()},  # prompts use the whole spec
         inputs=inputs,
-        versions=versions("subjlab", "transformers" if g.backend == "local" else "openai"),
+        versions=code_versions("subjlab", "transformers" if g.backend == "local" else "openai"),
     )
 
     def fn(work: Path) -> dict[str, Any]:
@@ -218,7 +218,7 @@ def train_step(config: StudyConfig, task: TaskSpec, base: Path, cond: str, backb
         directory=base / cond / f"train-{slug(backbone)}-s{seed}",
         params={"step": STEP_VERSIONS["train"], "config": params},
         inputs={"train": train_file, "test": test_file},
-        versions=versions("subjlab", "torch", "transformers"),
+        versions=code_versions("subjlab", "torch", "transformers"),
     )
 
     def fn(work: Path) -> dict[str, Any]:
@@ -320,7 +320,7 @@ def diversity_step(config: StudyConfig, task: TaskSpec, base: Path, cond: str, t
         directory=base / cond / "diversity",
         params={"step": STEP_VERSIONS["diversity"], "similarity": with_similarity},
         inputs=inputs,
-        versions={**versions("subjlab", "sentence-transformers"), "embedder": embedder_id()},
+        versions={**code_versions("subjlab", "sentence-transformers"), "embedder": embedder_id()},
     )
 
     def fn(work: Path) -> dict[str, Any]:
