@@ -28,6 +28,7 @@ demo: setup
 	$(BIN)/subjlab demo
 
 test: setup system-deps
+	$(BIN)/lint-imports
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The tests marked devdata, on the development subsets named by DEV_DATA (not needed by `make test`).

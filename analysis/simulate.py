@@ -6,8 +6,10 @@ selectors against the same ground truth.
 The model of a crowd: each task has a latent objectivity score s_t (Bradley–Terry log-strength).
 A pool of workers answers "which of these two tasks is more objective?". A share of the workers are
 *spammers* who pick a side at random; the others are *honest* and answer by Bradley–Terry with their
-own discrimination d_w (drawn once per worker): P(left wins) = sigmoid(d_w * (s_left - s_right)).
-Each judgment is given by a worker drawn uniformly from the pool.
+own discrimination d_w (drawn once per worker): P(left wins) = sigmoid(d_w * (s_left - s_right) + b).
+b is a position bias (0 by default): a logit added in favour of whichever task is shown on the left,
+for spammers too (a spammer then clicks left with probability sigmoid(b)). Each judgment is given by
+a worker drawn uniformly from the pool.
 """
 
 from __future__ import annotations
@@ -44,13 +46,15 @@ class SimulatedCrowd:
 
     `scores`: task -> latent log-strength of objectivity. `n_workers` workers, a share
     `spammer_share` of them answering at random; honest workers' discriminations are drawn from
-    U(`discrimination` ± 50%). `seed` fixes the workers and every answer.
+    U(`discrimination` ± 50%); `position_bias` is the logit every worker adds in favour of the left
+    task (0.3: a coin-flip pair goes left 57% of the time). `seed` fixes the workers and every answer.
     """
 
     scores: dict[str, float]
     n_workers: int = 30
     spammer_share: float = 0.2
     discrimination: float = 1.0
+    position_bias: float = 0.0
     seed: int = 0
     study: str = "sim"
     _rng: np.random.Generator = field(init=False, repr=False)
@@ -88,7 +92,8 @@ class SimulatedCrowd:
             if left == right:
                 raise ValueError(f"a task cannot be compared with itself: {left!r}")
             w = int(self._rng.integers(self.n_workers))
-            p_left = 1.0 / (1.0 + np.exp(-self._disc[w] * (self.scores[left] - self.scores[right])))
+            logit = self._disc[w] * (self.scores[left] - self.scores[right]) + self.position_bias
+            p_left = 1.0 / (1.0 + np.exp(-logit))
             winner = left if self._rng.random() < p_left else right
             out.append(Judgment(left=left, right=right, winner=winner, study=self.study, worker=self._worker_id(w)))
         return out

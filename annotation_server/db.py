@@ -40,6 +40,16 @@ from sqlalchemy.sql import Executable
 from sqlmodel import Session
 
 DEFAULT_URL = "sqlite:///subjlab.db"
+#: Where every command and the runner look for the database when no URL is given.
+URL_ENV = "SUBJLAB_DATABASE_URL"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """Return the database URL to use: `url` (a --db value), else $SUBJLAB_DATABASE_URL, else
+    sqlite:///subjlab.db in the working directory; normalised (see `normalize_url`)."""
+    import os
+
+    return normalize_url(url or os.environ.get(URL_ENV) or DEFAULT_URL)
 
 
 def normalize_url(url: str) -> str:

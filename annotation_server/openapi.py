@@ -191,7 +191,7 @@ _SCHEMAS: dict[str, Any] = {
         "position": {"type": ["object", "null"]}, "gold": {"type": "object"}}},
     "Ranking": {"type": "object", "required": ["study", "n_judgments", "tasks"], "properties": {
         "study": {"type": "string"}, "n_judgments": {"type": "integer"}, "connected": {"type": ["boolean", "null"]},
-        "components": {"type": "array"},
+        "components": {"type": "array"}, "stopping": {"type": ["object", "null"]},
         "tasks": {"type": "array", "items": {"type": "object", "properties": {
             "task": {"type": "string"}, "score": {"type": "number"}, "ci_low": {"type": ["number", "null"]},
             "ci_high": {"type": ["number", "null"]}, "rank": {"type": "integer"}, "n": {"type": "integer"},

@@ -33,14 +33,17 @@ RANKING_BOOTSTRAP = 200
 
 
 def ranking(db: Session, study_name: str) -> dict[str, Any]:
-    """Return the Bradley-Terry objectivity ranking (most objective first) with bootstrap 95% intervals."""
+    """Return the Bradley-Terry objectivity ranking (most objective first) with bootstrap 95% intervals,
+    and how settled it is ("stopping": `analysis.stopping.StoppingRule` with its defaults; None below 2 tasks)."""
     from analysis.ranking import BradleyTerryRanker
+    from analysis.stopping import StoppingRule
 
     study = get_study(db, study_name)
     if study.kind != PAIRWISE:
         raise ApiError(400, f"study {study.name!r} is a labeling study: rankings need pairwise judgments", "study")
     judgments = export_records(db, study.name, "judgments")
-    out: dict[str, Any] = {"study": study.name, "n_judgments": len(judgments), "connected": None, "components": [], "tasks": []}
+    out: dict[str, Any] = {"study": study.name, "n_judgments": len(judgments), "connected": None, "components": [],
+                           "tasks": [], "stopping": None}
     if len({j.left for j in judgments} | {j.right for j in judgments}) < 2:
         return out
     wins: dict[str, int] = defaultdict(int)
@@ -52,6 +55,7 @@ def ranking(db: Session, study_name: str) -> dict[str, Any]:
     out["connected"] = ranker.connected_
     out["components"] = ranker.components_
     out["tasks"] = [dict(row.to_dict(), wins=wins.get(row.task, 0)) for row in ranker.ranking()]
+    out["stopping"] = StoppingRule().fit(judgments, ranker=ranker).report().to_dict()
     return out
 
 

@@ -7,13 +7,16 @@ tables behind the user's back).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from annotation_server.db import normalize_url
 
@@ -59,6 +62,25 @@ def upgrade(url: str, revision: str = "head") -> str:
 def downgrade(url: str, revision: str) -> None:
     """Migrate the database at `url` down to `revision` ("base" drops everything)."""
     command.downgrade(alembic_config(url), revision)
+
+
+@contextmanager
+def migrated_session(url: str, *, write: bool = False) -> Iterator[Session]:
+    """Yield a session (one transaction) on the database at `url`, which must be at the schema head:
+    ValueError telling how to migrate otherwise. The engine (one connection) is disposed afterwards;
+    for commands and the runner, which open the database once."""
+    from annotation_server.db import make_engine, session_scope
+
+    engine = make_engine(url, pool_size=1)
+    try:
+        try:
+            check_at_head(engine)
+        except RuntimeError as exc:
+            raise ValueError(str(exc)) from None
+        with session_scope(engine, write=write) as db:
+            yield db
+    finally:
+        engine.dispose()
 
 
 def check_at_head(engine: Engine) -> str:

@@ -21,11 +21,12 @@ import csv
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, TypeVar
+
+from subjlab.atomic import atomic_open
 
 
 class RecordError(ValueError):
@@ -311,31 +312,19 @@ def write_records(path: str | Path, records: Iterable[_Record | dict[str, Any]])
     The file is written to a temporary sibling and renamed, so a crash never leaves half a file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = [_to_row(r) for r in records]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            if path.suffix.lower() == ".csv":
-                columns: list[str] = []
-                for row in rows:
-                    columns.extend(k for k in row if k not in columns)
-                writer = csv.DictWriter(fh, fieldnames=columns)
-                writer.writeheader()
-                for row in rows:
-                    writer.writerow({k: _csv_value(v) for k, v in row.items()})
-            else:
-                for row in rows:
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", newline="") as fh:
+        if path.suffix.lower() == ".csv":
+            columns: list[str] = []
+            for row in rows:
+                columns.extend(k for k in row if k not in columns)
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: _csv_value(v) for k, v in row.items()})
+        else:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return len(rows)
 
 

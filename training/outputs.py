@@ -6,13 +6,11 @@ can treat a directory with metrics.json as done.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from subjlab.atomic import write_json_atomic
 from subjlab.records import write_records
 from training.config import TrainResult
 
@@ -24,16 +22,7 @@ MODEL_DIR = "model"
 
 def write_json(path: Path, obj: Any) -> None:
     """Write `obj` as indented JSON to `path` atomically (temporary sibling, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2, ensure_ascii=False, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, obj)
 
 
 def write_outputs(result: TrainResult, out_dir: str | Path) -> Path:

@@ -16,21 +16,19 @@ The defaults written in the help texts are `ExclusionRules()`'s (a test keeps th
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
 import click
 
+from subjlab.commands._database import database_url, db_option
 from subjlab.commands._output import emit_table
 
 STUDY_SOURCE_OPTIONS: list[Callable] = [
     click.option("--study", "study", default=None, metavar="NAME",
                  help="Read the study NAME straight from the annotation server's database instead of a file."),
-    click.option("--db", "db_url", default=None, metavar="URL",
-                 help="Database of --study: sqlite:///FILE or postgresql://USER@HOST:PORT/DB "
-                      "[default: $SUBJLAB_DATABASE_URL, else sqlite:///subjlab.db]."),
+    db_option("Database of --study"),
     click.option("--exclude-flagged", is_flag=True,
                  help="With --study: leave out every record of the workers the exclusion rules flag (failed "
                       "attention checks, low gold accuracy, too fast) and report how many and why. Without it "
@@ -102,22 +100,9 @@ def rules_json(rules: Any) -> dict[str, Any]:
 
 
 def resolve_db_url(db_url: str | None) -> str:
-    """Return the database URL (--db, else $SUBJLAB_DATABASE_URL, else sqlite:///subjlab.db), normalised.
-
-    Raises FileNotFoundError for a SQLite file that does not exist (rather than creating an empty one).
-    """
-    from sqlalchemy.engine import make_url
-
-    from annotation_server.db import DEFAULT_URL, normalize_url
-
-    url = normalize_url(db_url or os.environ.get("SUBJLAB_DATABASE_URL") or DEFAULT_URL)
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        path = parsed.database or ""
-        if path in ("", ":memory:") or not os.path.exists(path):
-            raise FileNotFoundError(f"database file {path or '(none)'!r} of {url} does not exist "
-                                    "(give the study's database with --db)")
-    return url
+    """The database URL of --db (see `_database.database_url`); FileNotFoundError for a SQLite file
+    that does not exist (rather than creating an empty one)."""
+    return database_url(db_url, must_exist=True)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`subjlab data list|fetch` and `subjlab tasks`: what tasks exist, what data they have, getting full data."""
+"""`subjlab data list|path|fetch` and `subjlab tasks`: what tasks exist, what data they have, getting full data."""
 
 from __future__ import annotations
 
@@ -57,6 +57,36 @@ def data_list(data_dir: str | None, task_names: tuple[str, ...], tasks_file: str
             rows.append([e["task"], lab] + [e[s]["per_label"][lab] if e[s] else "missing" for s in SPLITS])
         rows.append([e["task"], "(total)"] + [e[s]["total"] if e[s] else "missing" for s in SPLITS])
     emit_table(f"Tasks in {data_source(data_dir)}", ["task", "label", *SPLITS], rows)
+
+
+@data.command("path")
+@click.argument("task", required=False)
+@click.argument("split", required=False, type=click.Choice(["train", "test"]))
+@DATA_OPTION
+def data_path(task: str | None, split: str | None, data_dir: str | None) -> None:
+    """Print where the data is: the data directory in use, or TASK's split file.
+
+    The data directory is --data, else $SUBJLAB_DATA, else the slices bundled with subjlab; the path
+    is printed alone on stdout (which one was picked and why goes to stderr), for use in scripts.
+
+    \b
+    Examples:
+      subjlab data path                      # the data directory in use
+      subjlab data path sms_spam train       # that split's file
+      head -n 200 "$(subjlab data path sms_spam train)" > sms_train200.jsonl
+    """
+    from subjlab.data import data_source, resolve_data_dir, split_path
+    from subjlab.tasks import get_task
+
+    root = resolve_data_dir(data_dir)
+    click.echo(f"data: {data_source(data_dir)}", err=True)
+    if task is None:
+        if split is not None:
+            raise click.UsageError("give a TASK before the SPLIT")
+        click.echo(str(root))
+        return
+    spec = get_task(task)
+    click.echo(str(split_path(spec, split, data_dir)) if split else str(root / spec.name))
 
 
 @data.command("fetch")

@@ -1,5 +1,5 @@
 """`subjlab export generated|labels|judgments`: outputs as Hugging Face `datasets` datasets with a card
-(the conversion is subjlab.dataset_export's; this module parses arguments and prints what was written)."""
+(the conversion is subjlab.export.dataset's; this module parses arguments and prints what was written)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 
 from subjlab.commands._output import FORMAT_OPTION, emit_json, emit_table
 from subjlab.commands._study_data import EXCLUSION_RULE_OPTIONS, STUDY_SOURCE_OPTIONS, apply_options, check_study_options
-from subjlab.export_provenance import HUB_LICENCES
+from subjlab.export.provenance import HUB_LICENCES
 
 _COMMON = [
     click.option("--out", "out", required=True, type=click.Path(file_okay=False),
@@ -62,7 +62,7 @@ def export_generated_cmd(sets: tuple[str, ...], data_dir: str | None, tasks_file
       subjlab train --task sms_spam --data spam_synthetic/ --train real --eval real_test.jsonl --out run/
     """
     from generation.engine import summary_path
-    from subjlab.dataset_export import export_generated
+    from subjlab.export.dataset import export_generated
     from subjlab.tasks import load_task_file
 
     tasks = {spec.name: spec for spec in load_task_file(tasks_file)} if tasks_file else None
@@ -78,8 +78,8 @@ def _crowd_command(kind: str, study_kind: str, reader: str, example: str) -> cli
     def command(records_file: str | None, study: str | None, db_url: str | None, exclude_flagged: bool, out: str,
                 licence: str | None, title: str | None, force: bool, fmt: str, **thresholds) -> None:
         from subjlab import records as record_files
-        from subjlab.dataset_export import export_crowd
-        from subjlab.export_provenance import file_sha256
+        from subjlab.export.dataset import export_crowd
+        from subjlab.export.provenance import file_sha256
 
         if (records_file is None) == (study is None):
             raise click.UsageError(f"give either a {kind.upper()} file or --study NAME (not both)")

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
+from subjlab.commands._database import db_option, open_session
 from subjlab.commands._output import FORMAT_OPTION, emit_json, emit_table
 from subjlab.commands._study_data import EXCLUSION_RULE_OPTIONS, RULE_FIELDS, apply_options
 
 STUDY_OPTION = click.option("--study", "study", required=True, metavar="NAME", help="The study's name.")
-DB_OPTION = click.option(
-    "--db", "db_url", default=None, metavar="URL",
-    help="Database URL: sqlite:///FILE or postgresql://USER@HOST:PORT/DB "
-         "[default: $SUBJLAB_DATABASE_URL, else sqlite:///subjlab.db].")
+DB_OPTION = db_option()
 ENV_OPTION = click.option(
     "--sandbox/--live", "sandbox", default=True, show_default=True,
     help="The MTurk requester sandbox (fake money, https://workersandbox.mturk.com) or the live marketplace.")
@@ -34,24 +31,6 @@ def _common(f):
     for option in (FORMAT_OPTION, ENDPOINT_OPTION, ENV_OPTION, DB_OPTION, STUDY_OPTION):
         f = option(f)
     return f
-
-
-@contextmanager
-def _db(db_url: str | None) -> Iterator[Any]:
-    """Yield a database session on a migrated database (ValueError telling how to migrate otherwise)."""
-    from annotation_server.db import DEFAULT_URL, make_engine, normalize_url, session_scope
-    from annotation_server.schema import check_at_head
-
-    engine = make_engine(normalize_url(db_url or os.environ.get("SUBJLAB_DATABASE_URL") or DEFAULT_URL), pool_size=1)
-    try:
-        try:
-            check_at_head(engine)
-        except RuntimeError as exc:
-            raise ValueError(str(exc)) from None
-        with session_scope(engine, write=True) as db:
-            yield db
-    finally:
-        engine.dispose()
 
 
 def _client(sandbox: bool, endpoint_url: str | None):
@@ -176,7 +155,7 @@ def publish(study: str, public_url: str, hits: int, assignments: int, reward: st
                        auto_approval_seconds=pub.parse_duration(auto_approve, "--auto-approve"),
                        frame_height=frame_height, qualifications=policy)
     endpoint = resolve_endpoint(live=not sandbox, endpoint_url=endpoint_url)
-    with _db(db_url) as db:
+    with open_session(db_url, write=True) as db:
         row = get_study(db, study)
         if row.max_per_worker is None:
             click.echo(f"warning: study {study!r} has no max_per_worker: one assignment may cover every unit "
@@ -227,7 +206,7 @@ def status(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
     """
     from annotation_server.mturk.review import hit_statuses
 
-    with _db(db_url) as db:
+    with open_session(db_url, write=True) as db:
         rows = hit_statuses(db, _client(sandbox, endpoint_url), study)
     if fmt == "json":
         emit_json({"study": study, "hits": [r.to_json() for r in rows]})
@@ -271,7 +250,7 @@ def review(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
     approve_rule = parse_rule(approve_if) if approve_if else None
     reject_rule = parse_rule(reject_if) if reject_if else None
     rules = exclusion_rules(**{k: thresholds.get(k) for k in RULE_FIELDS})
-    with _db(db_url) as db:
+    with open_session(db_url, write=True) as db:
         result = run_review(db, _client(sandbox, endpoint_url), study, approve_rule, reject_rule, feedback, dry_run,
                             rules=rules)
     if fmt == "json":
@@ -329,7 +308,7 @@ def approve(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | N
 
     if not assignment_ids and not all_submitted:
         raise click.UsageError("give assignment ids or --all-submitted")
-    with _db(db_url) as db:
+    with open_session(db_url, write=True) as db:
         client = _client(sandbox, endpoint_url)
         ids = list(assignment_ids)
         if all_submitted:
@@ -351,7 +330,7 @@ def reject(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
     """
     from annotation_server.mturk import review as rv
 
-    with _db(db_url) as db:
+    with open_session(db_url, write=True) as db:
         client = _client(sandbox, endpoint_url)
         outcomes = [rv.reject(db, client, study, a, feedback) for a in dict.fromkeys(assignment_ids)]
     _emit_outcomes(outcomes, fmt, f"Rejections in {study}")
@@ -373,7 +352,7 @@ def bonus(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | Non
     from annotation_server.mturk.publish import parse_money
 
     value = parse_money(amount, "--amount")
-    with _db(db_url) as db:
+    with open_session(db_url, write=True) as db:
         outcome = rv.bonus(db, _client(sandbox, endpoint_url), study, assignment_id, value, reason)
     _emit_outcomes([outcome], fmt, f"Bonus in {study}")
 
@@ -390,7 +369,7 @@ def expire(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
     """
     from annotation_server.mturk import review as rv
 
-    with _db(db_url) as db:
+    with open_session(db_url, write=True) as db:
         outcomes = rv.expire(db, _client(sandbox, endpoint_url), study, list(hit_ids))
     _emit_outcomes(outcomes, fmt, f"Expired HITs of {study}")
 
@@ -407,7 +386,7 @@ def delete(study: str, db_url: str | None, sandbox: bool, endpoint_url: str | No
     """
     from annotation_server.mturk import review as rv
 
-    with _db(db_url) as db:
+    with open_session(db_url, write=True) as db:
         outcomes = rv.delete(db, _client(sandbox, endpoint_url), study, list(hit_ids))
     _emit_outcomes(outcomes, fmt, f"Deleted HITs of {study}")
 
@@ -435,7 +414,7 @@ def prolific(study: str, completion_url: str, public_url: str | None, db_url: st
     from annotation_server.mturk.prolific import PROLIFIC_QUERY, configure, study_url
 
     link = study_url(public_url, study) if public_url else f"https://PUBLIC-HOST/prolific/{study}?{PROLIFIC_QUERY}"
-    with _db(db_url) as db:
+    with open_session(db_url, write=True) as db:
         configure(db, study, completion_url)
     click.echo(f"Prolific study URL: {link}")
     click.echo(f"finished participants go to {completion_url}")
@@ -465,7 +444,7 @@ def prolific_review(study: str, api_url: str | None, db_url: str | None, fmt: st
     from annotation_server.studies import get_study
 
     fetch = prolific_fetcher(api_url or PROLIFIC_API, os.environ.get(PROLIFIC_TOKEN_ENV))
-    with _db(db_url) as db:
+    with open_session(db_url, write=True) as db:
         checks = check_prolific_sessions(db, get_study(db, study), fetch, utcnow())
     if fmt == "json":
         emit_json({"study": study, "sessions": [c.to_json() for c in checks]})

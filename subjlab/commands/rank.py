@@ -1,4 +1,5 @@
-"""`subjlab rank`: Bradley–Terry objectivity ranking of tasks, next pairs to ask, placing a new task."""
+"""`subjlab rank`: Bradley–Terry objectivity ranking of tasks, whether it is settled enough to stop,
+next pairs to ask, placing a new task."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from subjlab.commands._study_data import EXCLUSION_RULE_OPTIONS, STUDY_SOURCE_OP
 @click.option("--suggest", "k", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
               help="Also propose the next K pairs to show workers.")
 @click.option("--design", type=click.Choice(["active", "balanced"]), default="active", show_default=True,
-              help="How --suggest picks pairs: active (expected drop in misordered pairs under the current "
-              "posterior; see docs/rank.md for the benchmark) or balanced (every pair, both orders, evenly).")
+              help="How --suggest picks pairs: active (the pairs whose next judgment most lowers the expected "
+              "number of misordered pairs, looking one judgment ahead under the current posterior; see "
+              "docs/rank.md for the benchmark) or balanced (every pair, both orders, evenly).")
 @click.option("--new-task", "new_task", metavar="NAME", default=None,
               help="Place this task on the scale of the others: score, interval, neighbours, and the "
               "existing tasks to compare it with next (K of them: --suggest, default 3).")
@@ -26,13 +28,21 @@ from subjlab.commands._study_data import EXCLUSION_RULE_OPTIONS, STUDY_SOURCE_OP
               "that always wins or always loses keeps a finite score.")
 @click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Bootstrap resamples of the judgments for the 95% intervals (0: no intervals).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the bootstrap and the suggestions.")
+@click.option("--stop-at", "stop_at", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9,
+              show_default=True, metavar="P",
+              help="Stopping rule: say \"you can stop\" once the probability that this order is within Kendall "
+              "tau >= --stop-tau of the order more judgments would give reaches P (see docs/rank.md).")
+@click.option("--stop-tau", "stop_tau", type=click.FloatRange(-1, 1, min_open=True), default=0.9, show_default=True,
+              metavar="TAU", help="Stopping rule: the Kendall tau to the settled order that counts as the same answer.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed for the bootstrap, the suggestions and the stopping rule's draws.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, metavar="PNG",
               help="Write a PNG of the ranking with its intervals (with --new-task, that task in red).")
 @apply_options(STUDY_SOURCE_OPTIONS + EXCLUSION_RULE_OPTIONS)
-def rank(judgments_path: str | None, fmt: str, k: int, design: str, new_task: str | None, alpha: float,
-         n_bootstrap: int, seed: int, plot_path: str | None, study: str | None, db_url: str | None,
-         exclude_flagged: bool, **thresholds) -> None:
+@click.pass_context
+def rank(ctx: click.Context, judgments_path: str | None, fmt: str, k: int, design: str, new_task: str | None,
+         alpha: float, n_bootstrap: int, stop_at: float, stop_tau: float, seed: int, plot_path: str | None,
+         study: str | None, db_url: str | None, exclude_flagged: bool, **thresholds) -> None:
     """Rank tasks from most objective to most subjective from pairwise judgments.
 
     JUDGMENTS is a JSON Lines (or CSV) file of {"left", "right", "winner"} records, where winner
@@ -41,9 +51,16 @@ def rank(judgments_path: str | None, fmt: str, k: int, design: str, new_task: st
     task gets a 95% bootstrap interval (resampling judgments), its rank and how many judgments
     involved it. A disconnected comparison graph gets a warning naming its components.
 
+    Stopping rule: below the table, the posterior probability that this order is within Kendall
+    tau >= --stop-tau (0.9) of the order that more judgments would settle on, the expected number of
+    misordered pairs, the least settled pairs, and "You can stop" once the probability reaches
+    --stop-at (0.9); otherwise "Keep collecting".
+
     --format json prints a list of {"task", "score", "ci_low", "ci_high", "rank", "n"}, most
     objective first; with --suggest or --new-task it prints {"ranking": [...], "suggestions":
-    [...]} (plus "placement" with --new-task).
+    [...]} (plus "placement" with --new-task). Every object form, and --stop-at or --stop-tau
+    given on the command line, adds "stopping": {"p_settled", "can_stop", "expected_misordered",
+    "allowed_misordered", "tau", "stop_at", "open_pairs", ...}.
 
     --study NAME reads the judgments of a pairwise study straight from the annotation server's
     database (--db; gold pairs are never part of them) instead of a file. --exclude-flagged leaves out
@@ -58,6 +75,8 @@ def rank(judgments_path: str | None, fmt: str, k: int, design: str, new_task: st
 
       subjlab rank judgments.jsonl --suggest 10 --format json
 
+      subjlab rank judgments.jsonl --stop-at 0.95 --format json
+
       subjlab rank judgments.jsonl --new-task my_task --plot ranking.png
 
       subjlab rank --study objectivity --db sqlite:///subjlab.db --exclude-flagged
@@ -65,6 +84,7 @@ def rank(judgments_path: str | None, fmt: str, k: int, design: str, new_task: st
     from analysis.pair_selection import ActivePairSelector, balanced_random_pairs, shown_counts
     from analysis.placement import place_task
     from analysis.ranking import BradleyTerryRanker
+    from analysis.stopping import StoppingRule
     from subjlab.records import read_judgments
 
     if (judgments_path is None) == (study is None):
@@ -86,6 +106,7 @@ def rank(judgments_path: str | None, fmt: str, k: int, design: str, new_task: st
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     rows = ranker.ranking()
+    stopping = StoppingRule(tau=stop_tau, stop_at=stop_at, alpha=alpha, seed=seed).fit(judgments, ranker=ranker).report()
 
     placement = None
     suggestions = []
@@ -110,8 +131,9 @@ def rank(judgments_path: str | None, fmt: str, k: int, design: str, new_task: st
 
     if fmt == "json":
         ranking = [r.to_dict() for r in rows]
-        if new_task or k or study_data is not None:
-            out = {"ranking": ranking}
+        asked_stop = any(ctx.get_parameter_source(p) != click.core.ParameterSource.DEFAULT for p in ("stop_at", "stop_tau"))
+        if new_task or k or study_data is not None or asked_stop:
+            out = {"ranking": ranking, "stopping": stopping.to_dict()}
             if new_task or k:
                 out["suggestions"] = suggestions
             if study_data is not None:
@@ -133,6 +155,7 @@ def rank(judgments_path: str | None, fmt: str, k: int, design: str, new_task: st
         ["rank", "task", "score", "95% CI", "n"],
         [[r.rank, r.task, r.score, _interval(r.ci_low, r.ci_high), r.n] for r in rows],
     )
+    _echo_stopping(stopping)
     if study_data is not None:
         from subjlab.commands._study_data import echo_exclusion
 
@@ -152,6 +175,14 @@ def rank(judgments_path: str | None, fmt: str, k: int, design: str, new_task: st
             ["left", "right", "gain", "P(left more objective)"],
             [[s["left"], s["right"], s.get("gain"), s.get("p_left")] for s in suggestions],
         )
+
+
+def _echo_stopping(stopping) -> None:
+    """The stopping rule under the ranking table: the verdict, then the least settled pairs."""
+    click.echo(f"\n{stopping.summary()}\n{stopping.verdict()}")
+    shaky = [p for p in stopping.open_pairs if p.p_misordered >= 0.05]
+    if shaky and not stopping.can_stop:
+        click.echo("Least settled: " + "; ".join(f"{p.above} above {p.below} (P wrong {p.p_misordered:.2f})" for p in shaky))
 
 
 def _n_pairs(tasks: list[str]) -> int:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from subjlab.commands._database import db_option
+
 RUNS_DIR_OPTION = click.option(
     "--runs-dir",
     type=click.Path(file_okay=False),
@@ -36,13 +38,7 @@ JUDGMENTS_STUDY_OPTION = click.option(
     help="Read the crowd judgments of this pairwise study from the annotation database instead of a file "
     "(exported afresh on every run).",
 )
-DB_OPTION = click.option(
-    "--db",
-    "db_url",
-    metavar="URL",
-    default=None,
-    help="Annotation database of --judgments-study [default: $SUBJLAB_DATABASE_URL, else sqlite:///subjlab.db].",
-)
+DB_OPTION = db_option("Annotation database of --judgments-study")
 THREADS_OPTION = click.option(
     "--threads",
     type=click.IntRange(min=1),

@@ -8,52 +8,14 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import click
 
+from subjlab.commands._database import database_url, db_option, open_session, shown
 from subjlab.commands._output import FORMAT_OPTION, emit_json, emit_table
 
-DB_OPTION = click.option(
-    "--db",
-    "db_url",
-    default=None,
-    metavar="URL",
-    help="Database URL: sqlite:///FILE or postgresql://USER@HOST:PORT/DB "
-    "[default: $SUBJLAB_DATABASE_URL, else sqlite:///subjlab.db in the working directory].",
-)
-
-
-def _db_url(db_url: str | None) -> str:
-    from annotation_server.db import DEFAULT_URL, normalize_url
-
-    return normalize_url(db_url or os.environ.get("SUBJLAB_DATABASE_URL") or DEFAULT_URL)
-
-
-def _shown(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-@contextmanager
-def _session(db_url: str | None, write: bool = False) -> Iterator:
-    """Yield a database session on a migrated database (ValueError telling how to migrate otherwise)."""
-    from annotation_server.db import make_engine, session_scope
-    from annotation_server.schema import check_at_head
-
-    engine = make_engine(_db_url(db_url), pool_size=1)
-    try:
-        try:
-            check_at_head(engine)
-        except RuntimeError as exc:
-            raise ValueError(str(exc)) from None
-        with session_scope(engine, write=write) as db:
-            yield db
-    finally:
-        engine.dispose()
+DB_OPTION = db_option()
 
 
 # --------------------------------------------------------------------------------------------- serve
@@ -82,10 +44,10 @@ def serve(db_url: str | None, host: str, port: int, workers: int, threads: int, 
     from annotation_server.schema import upgrade
     from annotation_server.wsgi import run_gunicorn
 
-    url = _db_url(db_url)
+    url = database_url(db_url)
     if migrate:
         revision = upgrade(url)
-        click.echo(f"database {_shown(url)} at schema revision {revision}", err=True)
+        click.echo(f"database {shown(url)} at schema revision {revision}", err=True)
     token = os.environ.get("SUBJLAB_ADMIN_TOKEN")
     if not token:
         token = secrets.token_urlsafe(24)
@@ -121,8 +83,8 @@ def db_upgrade(db_url: str | None, revision: str) -> None:
     """
     from annotation_server.schema import upgrade
 
-    url = _db_url(db_url)
-    click.echo(f"database {_shown(url)} at schema revision {upgrade(url, revision)}")
+    url = database_url(db_url)
+    click.echo(f"database {shown(url)} at schema revision {upgrade(url, revision)}")
 
 
 @db.command("current")
@@ -132,7 +94,7 @@ def db_current(db_url: str | None) -> None:
     from annotation_server.db import make_engine
     from annotation_server.schema import current_revision, head_revision
 
-    engine = make_engine(_db_url(db_url), pool_size=1)
+    engine = make_engine(database_url(db_url), pool_size=1)
     try:
         click.echo(f"current: {current_revision(engine) or 'none (empty database)'}\nhead:    {head_revision()}")
     finally:
@@ -185,7 +147,7 @@ def study_create(name: str, kind: str, task_name: str | None, labels_per_item: i
     from annotation_server import studies
 
     task = studies.resolve_task(task_name, "--task", allow_files=True) if task_name else None
-    with _session(db_url, write=True) as db:
+    with open_session(db_url, write=True) as db:
         s = studies.create_study(db, name=name, kind=kind, task=task, labels_per_item=labels_per_item,
                                  judgments_per_pair=judgments_per_pair, scheduler=scheduler if kind == "pairwise" else "balanced",
                                  examples_per_task=examples_per_task, max_per_worker=max_per_worker,
@@ -215,12 +177,15 @@ def study_add(name: str, task_names: tuple[str, ...], all_tasks: bool, examples_
     """Add work to study NAME: tasks to compare (pairwise), items to label (labeling), attention checks.
 
     Pairwise tasks get example texts sampled from their real training data (via subjlab.data) unless
-    the task file lists `examples`.
+    the task file lists `examples`. The bundled data covers sms_spam, financial_phrasebank, fewrel,
+    reddit_emotion, humor and tweet_sarcasm; for the paper's ten (--all-tasks) fetch their data first
+    (`subjlab data fetch --all --out data/`) and add `--data data/`.
 
     \b
-    Examples: subjlab study add objectivity --all-tasks
-              subjlab study add irony-labels --from-split test --limit-per-label 50
-              subjlab study add irony-labels --examples my_items.jsonl --gold checks.jsonl
+    Examples: subjlab study add objectivity --task sms_spam --task humor --task tweet_sarcasm
+              subjlab study add objectivity --all-tasks --data data/
+              subjlab study add sarcasm-labels --from-split test --limit-per-label 50
+              subjlab study add sarcasm-labels --examples my_items.jsonl --gold checks.jsonl
     """
     from annotation_server import studies, validation
     from subjlab.records import iter_rows, read_examples
@@ -233,7 +198,7 @@ def study_add(name: str, task_names: tuple[str, ...], all_tasks: bool, examples_
     if not (specs or examples_file or from_split or gold_rows):
         raise click.UsageError("nothing to add: give --task/--all-tasks, --examples, --from-split or --gold")
     added: dict[str, int] = {}
-    with _session(db_url, write=True) as db:
+    with open_session(db_url, write=True) as db:
         s = studies.get_study(db, name)
         if specs:
             added["tasks"] = studies.add_tasks(db, s, specs, data_dir=data_dir, seed=seed)
@@ -266,7 +231,7 @@ def study_list(db_url: str | None, fmt: str) -> None:
     """List the studies with their kind, status, units and answers."""
     from annotation_server import studies
 
-    with _session(db_url) as db:
+    with open_session(db_url) as db:
         rows = studies.list_studies(db)
     if fmt == "json":
         emit_json(rows)
@@ -284,7 +249,7 @@ def study_progress(name: str, db_url: str | None, fmt: str) -> None:
     from annotation_server.clock import utcnow
     from annotation_server.progress import study_progress as compute
 
-    with _session(db_url) as db:
+    with open_session(db_url) as db:
         p = compute(db, name, utcnow())
     if fmt == "json":
         emit_json(p)
@@ -314,7 +279,7 @@ def study_export(name: str, what: str, output: str | None, include_unconfirmed: 
     from annotation_server.export import export_records
     from subjlab.records import write_records
 
-    with _session(db_url) as db:
+    with open_session(db_url) as db:
         if what == "auto":
             what = "labels" if studies.get_study(db, name).kind == "labeling" else "judgments"
         records = export_records(db, name, what, include_unconfirmed)
@@ -362,7 +327,7 @@ def study_link(name: str, workers: tuple[str, ...], workers_file: str | None, ba
         raise click.UsageError("give --worker ID (repeatable) or --workers-file FILE")
     if output and Path(output).suffix.lower() != ".csv":
         raise click.UsageError(f"--output {output}: the links file is a CSV, name it *.csv")
-    with _session(db_url) as db:
+    with open_session(db_url) as db:
         s = studies.get_study(db, name)
         links = []
         for where, worker in ids:
@@ -385,7 +350,7 @@ def study_close(name: str, db_url: str | None) -> None:
     """Close study NAME: no new sessions, and workers get no new assignments."""
     from annotation_server import studies
 
-    with _session(db_url, write=True) as db:
+    with open_session(db_url, write=True) as db:
         s = studies.close_study(db, name)
         click.echo(f"study {s.name} closed ({studies.count_answers(db, s)} answers)")
 

@@ -23,8 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
+from subjlab.atomic import write_text_atomic
 from subjlab.runner.findings import CLAIMS, points
-from subjlab.runner.run_files import write_text
 from subjlab.runner.report_model import (
     CONDITION_TITLES,
     GammaCurve,
@@ -83,8 +83,8 @@ def write_report(report: StudyReport, out_dir: str | Path, rerun_command: str = 
     html_images = {pid: "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
                    for pid, path in plots.items()}
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    write_text(md_path, _environment("md").get_template("report.md.j2").render(v=view, images=md_images))
-    write_text(html_path, _environment("html").get_template("report.html.j2").render(v=view, images=html_images))
+    write_text_atomic(md_path, _environment("md").get_template("report.md.j2").render(v=view, images=md_images))
+    write_text_atomic(html_path, _environment("html").get_template("report.html.j2").render(v=view, images=html_images))
     return ReportFiles(html=html_path, markdown=md_path, plots=plots)
 
 

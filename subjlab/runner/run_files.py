@@ -1,17 +1,12 @@
-"""Files of a run folder: safe names for step folders, JSON-able values, atomic writes.
-
-Every JSON and text file the runner writes (done.json, study.json, results.json, the reports) is
-written whole to a temporary file beside its target and renamed over it, so a crash never leaves a
-half-written file; the file gets the permissions the umask gives (reports are meant to be shared).
-"""
+"""Files of a run folder: safe names for step folders, JSON-able values, JSON written atomically
+(`subjlab.atomic`: a crash never leaves half a file)."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
+
+from subjlab.atomic import write_json_atomic
 
 
 def slug(text: str) -> str:
@@ -33,26 +28,6 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write `text` (UTF-8) to `path` atomically: a temporary file beside it, flushed, renamed over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, obj: Any, newline: bool = True) -> None:
-    """Write `obj` as indented JSON to `path` atomically (a final newline unless `newline` is False)."""
-    text = json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False)
-    write_text(path, text + ("\n" if newline else ""))
+def write_json(path: Path, obj: Any) -> None:
+    """Write `obj` (Paths and tuples allowed) as indented JSON with a final newline to `path`, atomically."""
+    write_json_atomic(path, to_jsonable(obj))

@@ -32,8 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from subjlab.atomic import write_json_atomic
 from subjlab.records import append_record, now_iso
-from subjlab.runner.run_files import to_jsonable, write_json
+from subjlab.runner.run_files import to_jsonable
 
 DONE = "done.json"
 #: Bumped when the on-disk layout of done.json changes (part of every key).
@@ -219,7 +220,7 @@ class StepRunner:
         done = {**record.to_dict(), "key_material": step.key_material()}
         done.pop("status")
         done.pop("session")
-        write_json(staging / DONE, done, newline=False)
+        write_json_atomic(staging / DONE, done)
         if step.directory.exists():
             shutil.rmtree(step.directory)
         os.replace(staging, step.directory)

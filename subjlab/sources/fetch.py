@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
+from subjlab.atomic import atomic_open
 from subjlab.records import write_records
 from subjlab.sources.draw import SPLITS, DrawSettings, Drawn, draw
 from subjlab.sources.parsers import PARSERS
@@ -103,26 +104,19 @@ def download(url: str, dest: Path, *, timeout: float = 60.0, progress: bool = Tr
     """Download `url` to `dest` via a temporary sibling and an atomic rename; nothing is left on failure."""
     from tqdm import tqdm
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "subjlab-data-fetch"})
-        with os.fdopen(fd, "wb") as fh, urllib.request.urlopen(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            expected = int(length) if length and length.isdigit() else None
-            with tqdm(total=expected, unit="B", unit_scale=True, desc=label or dest.name, file=sys.stderr,
-                      disable=not progress, leave=False) as bar:
-                received = 0
-                while chunk := response.read(_CHUNK):
-                    fh.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            if expected is not None and received != expected:
-                raise ConnectionError(f"the transfer stopped after {received} of {expected} bytes")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    request = urllib.request.Request(url, headers={"User-Agent": "subjlab-data-fetch"})
+    with atomic_open(dest, "wb", suffix=".part") as fh, urllib.request.urlopen(request, timeout=timeout) as response:
+        length = response.headers.get("Content-Length")
+        expected = int(length) if length and length.isdigit() else None
+        with tqdm(total=expected, unit="B", unit_scale=True, desc=label or dest.name, file=sys.stderr,
+                  disable=not progress, leave=False) as bar:
+            received = 0
+            while chunk := response.read(_CHUNK):
+                fh.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+        if expected is not None and received != expected:
+            raise ConnectionError(f"the transfer stopped after {received} of {expected} bytes")
 
 
 def _download_error(url: str, exc: BaseException, source: TaskSource) -> FetchError:

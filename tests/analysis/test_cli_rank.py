@@ -150,3 +150,40 @@ def test_help_explains_the_input_and_the_json_interface():
     res = run("--help")
     assert res.exit_code == 0
     assert "MORE OBJECTIVE" in res.output and "--suggest" in res.output and "--new-task" in res.output
+    assert "--stop-at" in res.output and "You can stop" in res.output
+
+
+def test_table_says_how_settled_the_ranking_is_and_whether_to_stop(judgments_file):
+    res = run(str(judgments_file), "--bootstrap", "0")
+    assert res.exit_code == 0, res.output
+    from analysis.stopping import StoppingRule
+    from subjlab.records import read_judgments
+
+    expected = StoppingRule().fit(read_judgments(judgments_file)).report()
+    assert f"= {expected.p_settled:.2f}; expected misordered pairs {expected.expected_misordered:.1f} of 10" in res.stdout
+    assert "You can stop: " in res.stdout  # 200 clean judgments of 5 well-separated tasks
+    strict = run(str(judgments_file), "--bootstrap", "0", "--stop-at", "0.999", "--stop-tau", "1")
+    assert strict.exit_code == 0, strict.output
+    assert "Keep collecting: " in strict.stdout and "below your threshold 0.999" in strict.stdout
+    assert "Least settled: " in strict.stdout
+
+
+def test_json_adds_the_stopping_rule_only_as_a_new_key(judgments_file):
+    plain = json.loads(run(str(judgments_file), "--format", "json", "--bootstrap", "0").stdout)
+    assert isinstance(plain, list)  # the stable list interface is unchanged without --stop-at
+    out = json.loads(run(str(judgments_file), "--format", "json", "--bootstrap", "0", "--stop-at", "0.5").stdout)
+    assert out["ranking"] == plain
+    stopping = out["stopping"]
+    assert stopping["stop_at"] == 0.5 and stopping["tau"] == 0.9 and stopping["n_pairs"] == 10
+    assert stopping["can_stop"] == (stopping["p_settled"] >= 0.5)
+    assert 0.0 <= stopping["p_settled"] <= 1.0 and stopping["allowed_misordered"] == 0
+    assert all(set(p) == {"above", "below", "p_misordered"} for p in stopping["open_pairs"])
+    suggested = json.loads(run(str(judgments_file), "--format", "json", "--bootstrap", "0", "--suggest", "2").stdout)
+    assert set(suggested) == {"ranking", "suggestions", "stopping"}
+    assert suggested["stopping"]["p_settled"] == stopping["p_settled"]
+
+
+def test_stop_options_out_of_range_are_usage_errors(judgments_file):
+    for args in (["--stop-at", "1"], ["--stop-at", "0"], ["--stop-tau", "1.5"]):
+        res = run(str(judgments_file), *args)
+        assert res.exit_code == 2 and "Invalid value" in res.output and "Traceback" not in res.output

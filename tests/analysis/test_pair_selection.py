@@ -1,4 +1,5 @@
-"""Pair selection: balanced random baseline and active (expected drop in misordered pairs)."""
+"""Pair selection: balanced random baseline and active (expected drop in misordered pairs after one
+more judgment, a Gaussian look-ahead)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from scipy.stats import kendalltau
+from scipy.stats import kendalltau, norm
 
-from analysis.pair_selection import ActivePairSelector, balanced_random_pairs, shown_counts, suggest_pairs
-from analysis.ranking import fit_scores, judgment_indices, win_matrix
+from analysis.pair_selection import (
+    ActivePairSelector,
+    balanced_random_pairs,
+    judgment_information,
+    shown_counts,
+    suggest_pairs,
+)
+from analysis.ranking import BradleyTerryRanker, fit_scores, judgment_indices, win_matrix
 from analysis.simulate import SimulatedCrowd, latent_scores, random_pairs
 from subjlab.records import Judgment
 
@@ -115,3 +122,53 @@ def test_active_needs_fewer_judgments_than_balanced_random_on_a_simulated_crowd(
         balanced.append(_judgments_to_reach(truth, False, 0.9, 3000))
         active.append(_judgments_to_reach(truth, True, 0.9, 3000))
     assert np.mean(active) <= 0.7 * np.mean(balanced), (active, balanced)
+
+
+def test_gain_is_the_expected_drop_in_misorder_probability_after_one_judgment():
+    # Two tasks: the gain of judging (a, b) once more is q − E[q'] under the Gaussian posterior, where
+    # the judgment moves the estimate (it may flip the order) and shrinks its variance. Checked
+    # against a Monte Carlo of exactly that look-ahead.
+    js = [Judgment(left="a", right="b", winner="a")] * 5 + [Judgment(left="a", right="b", winner="b")] * 4
+    gain = ActivePairSelector(explore=0.0).suggest(js, ["a", "b"], 1, seed=0)[0].gain
+    ranker = BradleyTerryRanker(n_bootstrap=0).fit(js)
+    cov = ranker.covariance(prior_sd=2.0)
+    mu = ranker.scores_["a"] - ranker.scores_["b"]
+    var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    info = float(judgment_information(np.array([mu]), 0.1)[1][0])
+    rng = np.random.default_rng(0)
+    gap = rng.normal(mu, np.sqrt(var), 400_000)
+    seen = gap + rng.normal(0.0, 1 / np.sqrt(info), gap.size)  # the judgment, as the Gaussian sees it
+    weight = var / (var + 1 / info)
+    mu_after, var_after = mu + weight * (seen - mu), var * (1 - weight)
+    q_before = norm.cdf(-abs(mu) / np.sqrt(var))
+    drop = q_before - norm.cdf(-np.abs(mu_after) / np.sqrt(var_after))
+    assert gain == pytest.approx(drop.mean(), abs=4 * drop.std() / np.sqrt(drop.size))
+    assert 0 < gain < q_before
+
+
+def test_picks_between_two_recomputations_share_no_task():
+    truth = latent_scores(12, seed=5)
+    tasks = sorted(truth)
+    js = SimulatedCrowd(truth, seed=5).judge_pairs(random_pairs(tasks, 150, seed=5))
+    picks = ActivePairSelector(explore=0.0, refresh=6).suggest(js, tasks, 6, seed=1)
+    assert len({t for s in picks for t in (s.left, s.right)}) == 12
+    assert all(s.reason == "active" and s.gain > 0 for s in picks)
+
+
+def test_pairs_beyond_the_lookahead_follow_least_compared_first():
+    tasks = ["a", "b", "c", "d", "e"]
+    js = SimulatedCrowd({"a": 1.0, "b": 0.5, "c": 0.0, "d": -0.5, "e": -1.0}, seed=2).judge_pairs(
+        [("a", "b")] * 10 + [("b", "c")] * 10 + [("c", "d")] * 10 + [("d", "e")] * 10 + [("a", "c")] * 3)
+    out = ActivePairSelector(explore=0.0, n_candidates=2).suggest(js, tasks, 10, seed=0)
+    assert [s.reason for s in out] == ["active"] * 2 + ["coverage"] * 8
+    assert len({frozenset((s.left, s.right)) for s in out}) == 10
+    shown = Counter(frozenset((j.left, j.right)) for j in js)
+    coverage = [shown[frozenset((s.left, s.right))] for s in out[2:]]
+    assert coverage == sorted(coverage) and coverage[0] == 0  # never-compared pairs first
+
+
+def test_bad_selector_settings_fail_loudly():
+    for kwargs, match in [({"refresh": 0}, "refresh"), ({"n_candidates": 0}, "n_candidates"),
+                          ({"lapse": 1.0}, "lapse"), ({"explore": 1.5}, "explore")]:
+        with pytest.raises(ValueError, match=match):
+            ActivePairSelector(**kwargs)

@@ -1,4 +1,4 @@
-"""subjlab.dataset_export: generated sets and crowd records written as Hugging Face datasets round-trip
+"""subjlab.export.dataset: generated sets and crowd records written as Hugging Face datasets round-trip
 (export, then read the export back as task data or records: the same rows, ids, texts, labels and
 extra fields), the parquet files are plain parquet, the card carries the provenance, and failures
 leave nothing half-written."""
@@ -14,7 +14,7 @@ from huggingface_hub import DatasetCard
 
 from generation.engine import summary_path
 from subjlab.data import BUNDLED_DATA_DIR, load_split, split_path
-from subjlab.dataset_export import Table, export_crowd, export_generated, write_dataset
+from subjlab.export.dataset import Table, export_crowd, export_generated, write_dataset
 from subjlab.records import Example, Label, read_examples, read_judgments, read_labels
 from subjlab.tasks import REGISTRY
 

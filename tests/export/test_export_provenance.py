@@ -1,4 +1,4 @@
-"""subjlab.export_provenance: where a generated set's real data came from and under what licence,
+"""subjlab.export.provenance: where a generated set's real data came from and under what licence,
 the checks that a set matches its summary, and the licence an export gets."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from generation.engine import summary_path
 from subjlab.data import BUNDLED_DATA_DIR
-from subjlab.export_provenance import (
+from subjlab.export.provenance import (
     UNKNOWN_LICENCE, data_licence, dataset_licence, generated_provenance, read_summary,
 )
 from subjlab.records import read_examples, write_records

@@ -54,3 +54,26 @@ def test_malformed_data_file_is_a_clean_error_naming_file_and_line(tmp_path):
 def test_console_script_help_lists_commands():
     out = subprocess.run([sys.executable, "-m", "subjlab.cli", "--help"], capture_output=True, text=True, check=True).stdout
     assert "data" in out and "tasks" in out
+
+
+def test_data_path_prints_the_split_in_use_alone_on_stdout(task_data, tmp_path, monkeypatch):
+    monkeypatch.delenv("SUBJLAB_DATA", raising=False)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["data", "path", "sms_spam", "train"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == str(task_data / "sms_spam" / "train.jsonl")
+    assert "bundled" in res.stderr
+    (tmp_path / "humor").mkdir()
+    (tmp_path / "humor" / "test.jsonl").write_text('{"text": "a joke", "label": "humorous"}\n')
+    monkeypatch.setenv("SUBJLAB_DATA", str(tmp_path))
+    res = runner.invoke(cli, ["data", "path"])
+    assert res.stdout.strip() == str(tmp_path) and "$SUBJLAB_DATA" in res.stderr
+    res = runner.invoke(cli, ["data", "path", "humor", "test"])
+    assert res.stdout.strip() == str(tmp_path / "humor" / "test.jsonl")
+
+
+def test_data_path_of_a_split_that_is_not_there_says_how_to_get_it(monkeypatch):
+    monkeypatch.delenv("SUBJLAB_DATA", raising=False)
+    res = CliRunner().invoke(cli, ["data", "path", "ag_news", "test"])
+    assert res.exit_code != 0 and res.stdout == ""
+    assert "subjlab data fetch" in res.stderr and "--data DIR" in res.stderr

@@ -1,15 +1,14 @@
-"""Files of a run folder: atomic JSON and text writes, JSON-able values, folder-safe names."""
+"""Files of a run folder: JSON written atomically from values with Paths and tuples, folder-safe names."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
 
-from subjlab.runner.run_files import slug, to_jsonable, write_json, write_text
+from subjlab.runner.run_files import slug, to_jsonable, write_json
 
 
 def test_write_json_replaces_the_file_whole_and_leaves_no_temporary_file(tmp_path):
@@ -21,22 +20,13 @@ def test_write_json_replaces_the_file_whole_and_leaves_no_temporary_file(tmp_pat
     assert sorted(p.name for p in target.parent.iterdir()) == ["results.json"]
 
 
-def test_a_failed_write_keeps_the_old_file_and_no_temporary_file(tmp_path):
-    target = tmp_path / "done.json"
-    write_json(target, {"ok": True}, newline=False)
+def test_a_value_json_cannot_hold_keeps_the_old_file(tmp_path):
+    target = tmp_path / "study.json"
+    write_json(target, {"ok": True})
     with pytest.raises(ValueError, match="NaN"):
         write_json(target, {"score": math.nan})
-    assert target.read_text(encoding="utf-8") == '{\n  "ok": true\n}'
-    assert [p.name for p in tmp_path.iterdir()] == ["done.json"]
-
-
-def test_written_files_get_the_permissions_of_the_umask(tmp_path):
-    old = os.umask(0o022)
-    try:
-        write_text(tmp_path / "report.md", "# r\n")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o644
+    assert json.loads(target.read_text(encoding="utf-8")) == {"ok": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["study.json"]
 
 
 def test_to_jsonable_turns_paths_and_tuples_into_json_types():

@@ -194,3 +194,22 @@ def test_admin_pages_carry_no_inline_script_or_style(client, admin_token, pairwi
             assert "src=" in tag, tag
         assert not re.search(r"<[^>]+\sstyle=", html)
         assert str(escape("Objectivity <script>alert(1)</script>")) in html
+
+
+def test_ranking_panel_says_whether_the_ranking_is_settled_enough_to_stop(client, admin_token, pairwise):
+    from analysis.ranking import BradleyTerryRanker
+    from analysis.stopping import StoppingRule
+    from subjlab.records import Judgment
+
+    api, n = pairwise
+    login(client, admin_token)
+    html = client.get("/admin/studies/pw").get_data(as_text=True)
+    exported = api.admin_get("/studies/pw/export?what=judgments").text.splitlines()
+    judgments = [Judgment(**{k: v for k, v in json.loads(line).items() if k in ("left", "right", "winner")})
+                 for line in exported]
+    expected = StoppingRule().fit(judgments, BradleyTerryRanker(n_bootstrap=0).fit(judgments)).report()
+    panel = re.search(r'<p class="flash" id="ranking-stopping">(.*?)</p>', html, re.S).group(1)
+    assert f"= {expected.p_settled:.2f} (stop at 0.9)" in " ".join(panel.split())
+    assert panel.strip().startswith("You can stop" if expected.can_stop else "Keep collecting")
+    stopping = api.admin_get("/studies/pw/ranking").json["stopping"]
+    assert stopping["p_settled"] == expected.p_settled and stopping["n_judgments"] == n

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from subjlab import __version__
-from subjlab.dataset_card import render_card
-from subjlab.export_provenance import (
+from subjlab.export.card import render_card
+from subjlab.export.provenance import (
     PROVENANCE_FILE,
     UNKNOWN_LICENCE,
     GeneratedProvenance,

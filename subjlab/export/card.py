@@ -1,9 +1,9 @@
 """The dataset card (README.md) of an export: YAML metadata as the Hugging Face Hub reads it, then the
-provenance in prose (template `dataset_card.md.j2`).
+provenance in prose (template `card.md.j2`).
 
 `card_metadata(...)` builds the YAML block with huggingface_hub's `DatasetCardData` (license,
 task_categories, configs with their parquet files per split, size, tags); `render_card(...)` fills
-the template from the provenance records of `subjlab.export_provenance`.
+the template from the provenance records of `subjlab.export.provenance`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from subjlab.export_provenance import CrowdProvenance, GeneratedProvenance, Licence
+from subjlab.export.provenance import CrowdProvenance, GeneratedProvenance, Licence
 
-TEMPLATE = Path(__file__).resolve().parent / "dataset_card.md.j2"
+TEMPLATE = Path(__file__).resolve().parent / "card.md.j2"
 
 #: The Hub's size buckets (upper bound, label).
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
