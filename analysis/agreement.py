@@ -26,7 +26,9 @@ Dataset-level statistics:
   when only one category occurs among pairable values (no expected disagreement).
 
 Financial PhraseBank ships no per-rater labels, only the strictest agreement subset that contains each
-sentence; `phrasebank_agreement` maps those levels to a_i lower bounds (see its docstring).
+sentence; `phrasebank_agreement` maps those levels to a_i lower bounds (see its docstring), and
+`AgreementLevels` / `level_agreements` do the same for any dataset with documented levels
+(`analysis.data_agreement` picks ratings or levels from a dataset's own fields).
 """
 
 from __future__ import annotations
@@ -265,6 +267,32 @@ def to_agreements(items: Iterable[ItemAgreement]) -> list[Agreement]:
 PHRASEBANK_LEVELS: dict[str, float] = {"100": 1.0, "75": 0.75, "66": 2.0 / 3.0, "50": 0.5}
 
 
+@dataclass(frozen=True)
+class AgreementLevels:
+    """A dataset's documented per-item agreement level: its field, level -> a_i, and how to say it."""
+
+    field: str
+    values: dict[str, float]
+    title: str
+    description: str
+
+    def agreement(self, level: object) -> float:
+        """Return the a_i of `level`; ValueError on an undocumented level."""
+        key = str(level).strip()
+        if key not in self.values:
+            raise ValueError(f"unknown {self.title} agreement level {level!r}; expected one of {sorted(self.values)}")
+        return self.values[key]
+
+
+#: Financial PhraseBank's documented levels (the `agreement` field of its examples).
+PHRASEBANK = AgreementLevels(
+    field="agreement",
+    values=PHRASEBANK_LEVELS,
+    title="Financial PhraseBank",
+    description="Financial PhraseBank's per-sentence agreement levels (50/66/75/100% of annotators)",
+)
+
+
 def phrasebank_agreement(level: str | int) -> float:
     """Map a Financial PhraseBank agreement level ('50', '66', '75', '100') to its a_i lower bound.
 
@@ -272,25 +300,28 @@ def phrasebank_agreement(level: str | int) -> float:
     between 2/3 and 3/4 agreement, so thresholds γ <= 2/3 keep it and γ > 2/3 (e.g. 0.7) drop it.
     Raises ValueError on any other value.
     """
-    key = str(level).strip()
-    if key not in PHRASEBANK_LEVELS:
-        raise ValueError(f"unknown Financial PhraseBank agreement level {level!r}; expected one of {sorted(PHRASEBANK_LEVELS)}")
-    return PHRASEBANK_LEVELS[key]
+    return PHRASEBANK.agreement(level)
 
 
-def phrasebank_agreements(examples: Iterable[Example]) -> list[Agreement]:
-    """Return one `Agreement` per Financial PhraseBank example from its `agreement` field (in `extra`).
+def level_agreements(examples: Iterable[Example], levels: AgreementLevels) -> list[Agreement]:
+    """Return one `Agreement` per example from its documented level (in `extra[levels.field]`).
 
     The item is the example's id, so the records match predictions on the same split. Raises
-    ValueError naming the example when the field is missing or not a known level.
+    ValueError naming the example when the field is missing or the level unknown.
     """
     out = []
     for ex in examples:
-        level = ex.extra.get("agreement")
+        level = ex.extra.get(levels.field)
         if level is None:
-            raise ValueError(f"example {ex.id!r} has no 'agreement' field (is this Financial PhraseBank data?)")
+            raise ValueError(f"example {ex.id!r} has no {levels.field!r} field (is this {levels.title} data?)")
         try:
-            out.append(Agreement(item=ex.id, agreement=phrasebank_agreement(level)))
+            out.append(Agreement(item=ex.id, agreement=levels.agreement(level)))
         except ValueError as exc:
             raise ValueError(f"example {ex.id!r}: {exc}") from None
     return out
+
+
+def phrasebank_agreements(examples: Iterable[Example]) -> list[Agreement]:
+    """Return one `Agreement` per Financial PhraseBank example from its `agreement` field (see
+    `level_agreements`)."""
+    return level_agreements(examples, PHRASEBANK)

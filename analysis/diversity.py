@@ -68,6 +68,20 @@ def remote_clique(embeddings: np.ndarray) -> float:
     return float(np.clip(1.0 - mean_sim, 0.0, 2.0))
 
 
+def remote_clique_per_item(embeddings: np.ndarray) -> np.ndarray:
+    """Return each instance's mean cosine distance to every OTHER instance (their mean is Remote Clique).
+
+    O(n*d) with the same identity as `remote_clique`. Raises ValueError for n < 2.
+    """
+    emb = normalize_rows(embeddings)
+    _need_two(emb, "Remote Clique")
+    n = emb.shape[0]
+    total = emb.sum(axis=0, dtype=np.float64)
+    self_sim = np.einsum("ij,ij->i", emb, emb).astype(np.float64)
+    mean_sim = (emb.astype(np.float64) @ total - self_sim) / (n - 1)
+    return np.clip(1.0 - mean_sim, 0.0, 2.0)
+
+
 def chamfer(embeddings: np.ndarray, block_size: int | None = None) -> float:
     """Return Chamfer distance: mean over instances of the cosine distance to the nearest OTHER one.
 
@@ -96,6 +110,13 @@ def top_k_similarity(reference: np.ndarray, candidates: np.ndarray, k: int = TOP
     rows: memory O((m + r)*d + block_size*m). Raises ValueError when there are fewer than k candidates
     or no reference rows.
     """
+    return float(top_k_similarity_per_reference(reference, candidates, k, block_size).mean(dtype=np.float64))
+
+
+def top_k_similarity_per_reference(reference: np.ndarray, candidates: np.ndarray, k: int = TOP_K,
+                                   block_size: int | None = None) -> np.ndarray:
+    """Return, for each reference row, the mean cosine similarity to its k most similar candidates
+    (their mean is `top_k_similarity`); same checks and memory bound."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     ref = normalize_rows(reference)
@@ -109,14 +130,14 @@ def top_k_similarity(reference: np.ndarray, candidates: np.ndarray, k: int = TOP
     m, r = cand.shape[0], ref.shape[0]
     step = _check_block(block_size, r, m)
     buffer = np.empty((min(step, r), m), dtype=np.float32)  # the one block alive at a time
-    total = 0.0
+    out = np.empty(r, dtype=np.float64)
     for start in range(0, r, step):
         stop = min(r, start + step)
         sims = np.matmul(ref[start:stop], cand.T, out=buffer[: stop - start])
         if k < m:
             sims.partition(m - k, axis=1)  # in place: the k largest end up in the last k columns
-        total += float(sims[:, m - k :].mean(axis=1).sum(dtype=np.float64))
-    return total / ref.shape[0]
+        out[start:stop] = sims[:, m - k :].mean(axis=1, dtype=np.float64)
+    return out
 
 
 @dataclass(frozen=True)
@@ -142,6 +163,10 @@ class DiversityReport:
     reference_n: int | None = None
     distance: str = DISTANCE
     model: str | None = None  #: the embedding model's id, when the report embedded texts itself
+    #: with per_item=True: each text's mean distance to the others (overall), and each reference
+    #: text's top-5 similarity, in input order (the items the report's intervals resample)
+    remote_clique_items: tuple[float, ...] | None = None
+    similarity_top5_items: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON interface: distance, overall, per_label, and similarity_top5 with a reference."""
@@ -172,12 +197,14 @@ def diversity_report(
     reference: np.ndarray | None = None,
     block_size: int | None = None,
     model: str | None = None,
+    per_item: bool = False,
 ) -> DiversityReport:
     """Return the diversity report of embedded texts.
 
     `labels` (one per row; None = unlabelled, counted only overall) gives per-label scores, labels in
     sorted order. `reference` (real texts' embeddings) adds top-5 similarity of the whole set to it.
-    Raises ValueError when there are fewer than 2 texts overall or labels do not match the rows.
+    `per_item` also keeps the per-text values behind Remote Clique and top-5 similarity (not part of
+    `to_dict`). Raises ValueError when there are fewer than 2 texts overall or labels do not match the rows.
     """
     emb = normalize_rows(embeddings)
     if emb.shape[0] < 2:
@@ -189,17 +216,21 @@ def diversity_report(
         arr = np.array([lab if lab is not None else "" for lab in labels], dtype=object)
         for label in sorted({lab for lab in labels if lab is not None}):
             per_label[label] = diversity_scores(emb[arr == label], block_size)
-    similarity = reference_n = None
+    similarity = reference_n = similarity_items = None
     if reference is not None:
         ref = normalize_rows(reference)
-        similarity = top_k_similarity(ref, emb, TOP_K, block_size)
+        per_reference = top_k_similarity_per_reference(ref, emb, TOP_K, block_size)
+        similarity = float(per_reference.mean())
         reference_n = ref.shape[0]
+        similarity_items = tuple(per_reference.tolist()) if per_item else None
     return DiversityReport(
         overall=diversity_scores(emb, block_size),
         per_label=per_label,
         similarity_top5=similarity,
         reference_n=reference_n,
         model=model,
+        remote_clique_items=tuple(remote_clique_per_item(emb).tolist()) if per_item else None,
+        similarity_top5_items=similarity_items,
     )
 
 
@@ -211,8 +242,10 @@ def example_diversity(
     cache: bool | Path = True,
     progress: bool = False,
     block_size: int | None = None,
+    per_item: bool = False,
 ) -> DiversityReport:
-    """Embed `examples` (and the real `reference` examples) and return their diversity report.
+    """Embed `examples` (and the real `reference` examples) and return their diversity report
+    (`per_item`: see `diversity_report`).
 
     Embeddings come from `analysis.embeddings` (default all-MiniLM-L6-v2, cached by text hash).
     """
@@ -221,4 +254,5 @@ def example_diversity(
     embedder = Embedder(model_path, batch_size=batch_size, cache=cache)
     emb = embedder.embed([ex.text for ex in examples], progress=progress)
     ref = embedder.embed([ex.text for ex in reference], progress=progress) if reference is not None else None
-    return diversity_report(emb, [ex.label for ex in examples], ref, block_size, model=embedder.model_id)
+    return diversity_report(emb, [ex.label for ex in examples], ref, block_size, model=embedder.model_id,
+                            per_item=per_item)

@@ -64,10 +64,14 @@ def plot_agreement_hist(agreements: Iterable[float], path: str | Path, title: st
     return _save(fig, path)
 
 
-def plot_gamma_curves(curves: Mapping[str, Sequence[GammaScore]], path: str | Path, title: str | None = None) -> Path:
+def plot_gamma_curves(curves: Mapping[str, Sequence[GammaScore]], path: str | Path, title: str | None = None,
+                      bands: Mapping[str, Sequence[tuple[float, tuple[float, float] | None, tuple[float, float] | None]]]
+                      | None = None) -> Path:
     """Draw accuracy and Macro-F1 vs γ (two panels), one line per named curve, to a PNG; return its path.
 
-    Points with n = 0 (no instance reaches γ) are left out. ValueError when no curve has a point.
+    `bands` (optional, by curve name): per γ, the (low, high) interval of accuracy and of Macro-F1
+    (None where there is none), drawn as a shaded band in the line's colour. Points with n = 0 (no
+    instance reaches γ) are left out. ValueError when no curve has a point.
     """
     if not curves or not any(s.n > 0 for scores in curves.values() for s in scores):
         raise ValueError("no scores to plot (every curve is empty)")
@@ -76,8 +80,13 @@ def plot_gamma_curves(curves: Mapping[str, Sequence[GammaScore]], path: str | Pa
     for name, scores in curves.items():
         pts = sorted((s for s in scores if s.n > 0), key=lambda s: s.gamma)
         gammas = [s.gamma for s in pts]
-        axes[0].plot(gammas, [s.accuracy for s in pts], marker="o", label=name)
-        axes[1].plot(gammas, [s.macro_f1 for s in pts], marker="o", label=name)
+        for k, (ax, metric) in enumerate(zip(axes, ("accuracy", "macro_f1"))):
+            (line,) = ax.plot(gammas, [getattr(s, metric) for s in pts], marker="o", label=name)
+            band = [b for b in (bands or {}).get(name, ()) if b[1 + k] is not None]
+            if band:
+                band.sort(key=lambda b: b[0])
+                ax.fill_between([b[0] for b in band], [b[1 + k][0] for b in band], [b[1 + k][1] for b in band],
+                                color=line.get_color(), alpha=0.18, linewidth=0)
     for ax, metric in zip(axes, ("accuracy", "Macro-F1")):
         ax.set_xlabel("agreement threshold γ (instances with a_i ≥ γ)")
         ax.set_ylabel(metric)

@@ -14,7 +14,7 @@
 (b) The local backend (packaged SmolLM2-135M-Instruct): the same requests (first prompts of
     different tasks and labels, 48 max tokens, greedy so both ways write the same texts) generated
     16 conversations per batch vs one conversation at a time: texts/s, by wall time and by the
-    process's CPU time. Torch threads: the idle cores at start (`subjlab.runner.util.auto_threads`, as
+    process's CPU time. Torch threads: the idle cores at start (`subjlab.runner.threads.auto_threads`, as
     `subjlab run` uses), or --threads. Decoding one conversation is memory-bandwidth bound (every step
     reads all weights for one row), 16 at once is compute bound, so a second idle core helps the
     batched side only: on an idle 2-core machine 2 threads gave 3.6x, 1 thread 2.8x. Target >= 3x.
@@ -496,7 +496,7 @@ def main() -> None:
             print(f"concurrency 16 vs 1 at 1 s latency: {slow[16] / slow[1]:.1f}x texts/s (ideal 16x)")
     if args.case in (None, "local"):
         if args.threads is None:
-            from subjlab.runner.util import auto_threads
+            from subjlab.runner.threads import auto_threads
 
             args.threads = auto_threads()
         n_local = 4 if args.quick else 16

@@ -1,4 +1,5 @@
-"""`subjlab agreement`: per-instance annotation agreement and dataset reliability of crowd labels."""
+"""`subjlab agreement`: per-instance annotation agreement and dataset reliability of crowd labels, or of
+a dataset's own human annotations (per-item ratings, documented agreement levels)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,24 @@ from subjlab.commands._study_data import EXCLUSION_RULE_OPTIONS, STUDY_SOURCE_OP
 @click.command()
 @click.argument("labels_file", metavar="[LABELS]", required=False, type=click.Path(dir_okay=False))
 @click.option(
+    "--from-data",
+    "from_data",
+    metavar="TASK:SPLIT",
+    default=None,
+    help="Instead of a LABELS file, the human annotations a task's split carries: per-item 'ratings' "
+    "(several labels per example, e.g. tweet_sarcasm:test; treated exactly like crowd labels) or a "
+    "documented agreement level (financial_phrasebank: '100'->1.0, '75'->0.75, '66'->2/3, '50'->0.5). "
+    "Items are the example ids training uses.",
+)
+@click.option(
     "--phrasebank",
     "phrasebank_split",
     type=click.Choice(["train", "test"]),
     default=None,
-    help="Instead of a LABELS file, use Financial PhraseBank's shipped agreement levels of this split "
-    "('100'->1.0, '75'->0.75, '66'->2/3, '50'->0.5; item = the example id used by training).",
+    help="Alias of --from-data financial_phrasebank:SPLIT (Financial PhraseBank's shipped agreement levels).",
 )
-@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None, help="Data directory for --phrasebank.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="Data directory for --from-data / --phrasebank [default: $SUBJLAB_DATA, else the bundled data].")
 @click.option(
     "--task",
     "task_name",
@@ -49,6 +60,7 @@ from subjlab.commands._study_data import EXCLUSION_RULE_OPTIONS, STUDY_SOURCE_OP
 @apply_options(STUDY_SOURCE_OPTIONS + EXCLUSION_RULE_OPTIONS)
 def agreement(
     labels_file: str | None,
+    from_data: str | None,
     phrasebank_split: str | None,
     data_dir: str | None,
     task_name: str | None,
@@ -81,16 +93,21 @@ def agreement(
     Examples:
       subjlab agreement labels.jsonl
       subjlab agreement labels.jsonl --format jsonl > agreement.jsonl
+      subjlab agreement --from-data tweet_sarcasm:test
       subjlab agreement --phrasebank test --format jsonl > fpb_agreement.jsonl
       subjlab agreement --study spam-labels --db sqlite:///study.db --exclude-flagged
       subjlab agreement --study spam-labels --exclude-flagged --min-seconds 1 --format json
     """
-    sources = [labels_file is not None, phrasebank_split is not None, study is not None]
+    sources = [labels_file is not None, from_data is not None, phrasebank_split is not None, study is not None]
     if sum(sources) != 1:
-        raise click.UsageError("give exactly one of a LABELS file, --phrasebank SPLIT or --study NAME")
+        raise click.UsageError("give exactly one of a LABELS file, --from-data TASK:SPLIT, --phrasebank SPLIT or --study NAME")
     check_study_options(study, db_url, exclude_flagged, thresholds)
     if phrasebank_split is not None:
-        _phrasebank(phrasebank_split, data_dir, fmt, plot_path)
+        from_data = f"financial_phrasebank:{phrasebank_split}"
+    if from_data is not None:
+        if task_name:
+            raise click.UsageError("--task is implied by --from-data TASK:SPLIT (its label order breaks ties)")
+        _from_data(from_data, data_dir, fmt, plot_path)
         return
 
     from analysis.agreement import AgreementAnalyzer
@@ -113,13 +130,19 @@ def agreement(
         labels = read_labels(labels_file)
         source = str(labels_file)
     analyzer = AgreementAnalyzer(label_order=label_order, duplicates=duplicates).fit(labels)  # type: ignore[arg-type]
-    report = analyzer.report_
+    _emit_report(analyzer.report_, analyzer.agreements(), source, fmt, plot_path, study_data=study_data,
+                 study=study)
+
+
+def _emit_report(report, agreements, source: str, fmt: str, plot_path: str | None, study_data=None,
+                 study: str | None = None, extra_json: dict | None = None, extra_rows: list | None = None) -> None:
+    """Print an AgreementReport as a table, JSON or JSONL (and draw its histogram)."""
     if plot_path:
         from analysis.plots import plot_agreement_hist
 
         plot_agreement_hist([it.agreement for it in report.items], plot_path, title=f"Agreement of {source}")
     if fmt == "jsonl":
-        for rec in analyzer.agreements():
+        for rec in agreements:
             click.echo(json.dumps({"item": rec.item, "agreement": rec.agreement}, ensure_ascii=False))
         if study_data is not None:
             from subjlab.commands._study_data import echo_exclusion
@@ -128,6 +151,7 @@ def agreement(
         return
     if fmt == "json":
         out = report.to_dict()
+        out.update(extra_json or {})
         if study_data is not None:
             from subjlab.commands._study_data import excluded_json
 
@@ -150,7 +174,7 @@ def agreement(
         ["items with a tie", report.n_ties],
         ["items with a single label", report.n_single_label],
         ["duplicate labels replaced", report.n_duplicates_replaced],
-    ]
+    ] + (extra_rows or [])
     emit_table(f"Agreement of {source}", ["statistic", "value"], summary)
     n_labels = Counter(it.n_labels for it in report.items)
     emit_table(
@@ -165,29 +189,49 @@ def agreement(
         echo_exclusion(study_data)
 
 
-def _phrasebank(split: str, data_dir: str | None, fmt: str, plot_path: str | None) -> None:
-    """Agreement records from Financial PhraseBank's `agreement` levels (no per-rater labels exist)."""
-    from analysis.agreement import phrasebank_agreement, phrasebank_agreements
+def _from_data(spec: str, data_dir: str | None, fmt: str, plot_path: str | None) -> None:
+    """Agreement from the annotations a task's split carries (ratings, or documented levels)."""
+    from analysis.data_agreement import data_agreement
     from subjlab.data import load_split
     from subjlab.tasks import get_task
 
-    examples = load_split(get_task("financial_phrasebank"), split, data_dir)
-    records = phrasebank_agreements(examples)
+    task_name, sep, split = spec.rpartition(":")
+    if not sep or not task_name or split not in ("train", "test"):
+        raise click.BadParameter(f"{spec!r}: expected TASK:SPLIT with SPLIT train or test, e.g. tweet_sarcasm:test",
+                                 param_hint="--from-data")
+    task = get_task(task_name)
+    examples = load_split(task, split, data_dir)
+    result = data_agreement(examples, task)
+    if result.kind == "levels":
+        _levels(result, examples, split, fmt, plot_path)
+        return
+    _emit_report(
+        result.report, result.agreements, f"{task.name} {split} (the dataset's ratings; workers = rating positions)", fmt, plot_path,
+        extra_json={"from_data": f"{task.name}:{split}", "majority_matches_gold": result.majority_matches_gold},
+        extra_rows=[["majority rating = the split's gold label", result.majority_matches_gold]],
+    )
+
+
+def _levels(result, examples, split: str, fmt: str, plot_path: str | None) -> None:
+    """Agreement records from a dataset's documented levels (no per-rater labels exist)."""
+    levels = result.levels
+    records = result.agreements
     if plot_path:
         from analysis.plots import plot_agreement_hist
 
-        plot_agreement_hist([r.agreement for r in records], plot_path, title=f"Financial PhraseBank {split}")
+        plot_agreement_hist([r.agreement for r in records], plot_path, title=f"{levels.title} {split}")
     if fmt == "jsonl":
         for rec in records:
             click.echo(json.dumps({"item": rec.item, "agreement": rec.agreement}, ensure_ascii=False))
         return
     mean = sum(r.agreement for r in records) / len(records)
     if fmt == "json":
-        note = "Financial PhraseBank ships agreement levels, not per-rater labels"
+        note = f"{levels.title} ships agreement levels, not per-rater labels"
         emit_json(
             {
                 "items": [
-                    {"item": r.item, "agreement": r.agreement, "majority": ex.label, "n_labels": None, "level": ex.extra["agreement"]}
+                    {"item": r.item, "agreement": r.agreement, "majority": ex.label, "n_labels": None,
+                     "level": ex.extra[levels.field]}
                     for r, ex in zip(records, examples)
                 ],
                 "mean_agreement": mean,
@@ -199,10 +243,10 @@ def _phrasebank(split: str, data_dir: str | None, fmt: str, plot_path: str | Non
             }
         )
         return
-    levels = Counter(str(ex.extra["agreement"]) for ex in examples)
+    counts = Counter(str(ex.extra[levels.field]) for ex in examples)
     rows = [
-        [lvl, phrasebank_agreement(lvl), levels[lvl], levels[lvl] / len(records)]
-        for lvl in sorted(levels, key=phrasebank_agreement, reverse=True)
+        [lvl, levels.agreement(lvl), counts[lvl], counts[lvl] / len(records)]
+        for lvl in sorted(counts, key=levels.agreement, reverse=True)
     ]
     rows.append(["(all)", mean, len(records), 1.0])
-    emit_table(f"Financial PhraseBank {split}", ["level", "agreement", "items", "share"], rows)
+    emit_table(f"{levels.title} {split}", ["level", "agreement", "items", "share"], rows)

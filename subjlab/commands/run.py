@@ -72,7 +72,7 @@ def _set_threads(threads: int | None) -> None:
 def _set_study_threads(threads: int | None) -> None:
     """Set torch's threads for a study: `threads`, else `auto_threads()` (announced on stdout)."""
     if threads is None:
-        from subjlab.runner.util import auto_threads, usable_cores
+        from subjlab.runner.threads import auto_threads, usable_cores
 
         load = os.getloadavg()[0]
         threads = auto_threads(load=load)
@@ -86,7 +86,7 @@ def _echo(line: str) -> None:
 
 
 def _finish(outcome) -> None:
-    from analysis.report import table_header, table_rows
+    from subjlab.runner.report import table_header, table_rows
     from subjlab.commands._output import emit_table
 
     report = outcome.report
@@ -95,6 +95,10 @@ def _finish(outcome) -> None:
                    table_rows(report, backbone, "macro_f1"))
         emit_table(f"Accuracy (%) on the real test split, backbone {backbone}", table_header(report),
                    table_rows(report, backbone, "accuracy"))
+    if report.findings:
+        counts = {v: sum(f.verdict == v for f in report.findings) for v in ("supported", "contradicted", "undetermined")}
+        click.echo(f"Findings of the paper, judged by 95% intervals: {counts['supported']} supported, "
+                   f"{counts['contradicted']} contradicted, {counts['undetermined']} undetermined (one line each in the report)")
     if report.crowd is None:
         click.echo("Task subjectivity: not measured (no crowd judgments); the report says how to collect them.")
     click.echo(f"report: {outcome.files.html}")
@@ -151,11 +155,13 @@ def demo(runs_dir: str, judgments: str | None, judgments_study: str | None, db_u
          llm_judgments: tuple[str, ...], resume: bool, threads: int | None) -> None:
     """Run the demo study on the embedded defaults and write runs/demo/report.html.
 
-    Four tasks across the paper's subjectivity scale: SMS spam, Financial PhraseBank (whose real
-    per-sentence agreement gives the accuracy-by-γ curves), tweet irony and humor. Real data slices;
-    zero-shot and few-shot synthetic data from the packaged SmolLM2-135M-Instruct; all-MiniLM-L6-v2
-    classifiers. Offline, CPU only; generation takes most of the time. A second run reuses every
-    finished step (and --resume continues one that was interrupted).
+    Four tasks across the paper's subjectivity scale, on the data bundled with subjlab: SMS spam,
+    Financial PhraseBank, humor and tweet sarcasm. The real human agreement of Financial PhraseBank's
+    and tweet sarcasm's test texts gives the accuracy-by-γ curves. Zero-shot data from conversations
+    with the paper's diversity prompt, few-shot data from real demonstrations (the packaged
+    SmolLM2-135M-Instruct); all-MiniLM-L6-v2 classifiers, two seeds; every number of the report with
+    a 95% interval, and a Findings section. Offline, CPU only; generation takes most of the time. A
+    second run reuses every finished step (and --resume continues one that was interrupted).
 
     Task subjectivity needs real crowd judgments: without --judgments (or --judgments-study) the
     report says so and how to collect them (`subjlab study ...`, `subjlab serve`, `subjlab rank`).
@@ -203,7 +209,7 @@ def judge(tasks_csv: str, backend: str, model: str | None, base_url: str | None,
     --llm-judgments` compares the LLM's ranking with the crowd's (Kendall τ). Answers that name
     neither task are retried, then counted as unparsed and left out.
 
-    Example: subjlab judge --tasks ag_news,sms_spam,tweet_irony --backend local --out llm.jsonl
+    Example: subjlab judge --tasks sms_spam,financial_phrasebank,humor --backend local --out llm.jsonl
     """
     from generation.judge import JudgeConfig, judge_tasks
     from subjlab.tasks import get_task

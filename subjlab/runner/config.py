@@ -1,9 +1,10 @@
-"""The typed study configuration and its TOML loader.
+"""The typed study configuration and its TOML loader: one pydantic model per table of the file.
 
 A study config names the tasks, how much real and synthetic data to use, how to generate and how to
 train, and where crowd judgments or agreement files live. `load_config(path)` returns a frozen
-`StudyConfig`; any problem raises `ConfigError` whose message names the file and the dotted key,
-e.g. ``configs/x.toml: key 'training.epochs': must be an integer >= 1, got 0``.
+`StudyConfig`; unknown keys are refused, and any problem raises `ConfigError` whose message names
+the file and the dotted key, e.g. ``configs/x.toml: key 'training.epochs': must be an integer >= 1,
+got 0`` (one line per problem when there are several).
 
 Layout (every table optional except `[study]`; defaults in parentheses)::
 
@@ -45,36 +46,49 @@ Layout (every table optional except `[study]`; defaults in parentheses)::
     [evaluation]
     gammas = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     diversity = true                    # diversity/similarity of each training set (true)
+    bootstrap = 2000                    # resamples behind every 95% interval of the report (2000)
     [evaluation.agreement]              # task = "agreement.jsonl" ({"item", "agreement"} per test id)
     [evaluation.labels]                 # task = "labels.jsonl" (crowd labels per test id -> agreement)
 
-Relative paths are resolved against the config file's folder. Financial PhraseBank needs no
-agreement file: its test split carries the real per-sentence agreement level.
+Relative paths are resolved against the config file's folder (the validation context carries it).
+A task whose test split carries its own human annotations needs no agreement file: per-item
+`ratings` (tweet_sarcasm) or a documented agreement level (Financial PhraseBank) give a_i
+(`analysis.data_agreement`).
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+from subjlab.runner.config_values import (
+    Count,
+    Flag,
+    Gammas,
+    Names,
+    NonNegative,
+    Problem,
+    Seeds,
+    Table,
+    Text,
+    at_least,
+    in_range,
+    optional_path,
+    resolve,
+    source_of,
+)
 from subjlab.tasks import REGISTRY, TaskSpec, TaskSpecError, get_task
 
 #: The training-set conditions a study can run, in report order.
 CONDITIONS: tuple[str, ...] = ("real", "zero_shot", "few_shot", "small_real_few_shot")
-#: Human-readable names of the conditions (report column headers).
-CONDITION_TITLES: dict[str, str] = {
-    "real": "real",
-    "zero_shot": "zero-shot",
-    "few_shot": "few-shot",
-    "small_real_few_shot": "small real + few-shot",
-}
 #: The backbone alias for the packaged all-MiniLM-L6-v2.
 MINILM_ALIAS = "minilm"
 
@@ -89,199 +103,78 @@ class ConfigError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-@dataclass(frozen=True)
-class DataSettings:
-    """How much real data each task uses (per label), and where the data lives."""
-
-    train_per_label: int = 150
-    test_per_label: int = 70
-    small_real_per_label: int = 10
-    data_dir: Path | None = None
+# ----------------------------------------------------------------------------------------------
+# The tables
 
 
-@dataclass(frozen=True)
-class GenerationSettings:
-    """How synthetic data is generated; `options` are further GenerationConfig fields by name."""
+class StudySettings(Table):
+    """[study]: the name, the tasks (as written; `specs` the resolved TaskSpecs) and where
+    judgments come from."""
 
-    backend: str = "local"
-    model: str = ""
-    base_url: str = ""
-    per_label: int = 32
-    few_shot_k: int = 3
-    options: Mapping[str, Any] = field(default_factory=dict)
+    name: Text
+    tasks: Names
+    seed: NonNegative = 13
+    conditions: Names = CONDITIONS
+    data_dir: Text = ""
+    judgments: Text = ""
+    judgments_study: Text = ""
+    database_url: Text = ""
+    llm_judgments: Text = ""
+    _specs: tuple[TaskSpec, ...] = PrivateAttr(default=())
+    _paths: dict[str, Path | None] = PrivateAttr(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _plain_folder_name(cls, name: str) -> str:
+        if not name.strip() or any(c in name for c in "/\\") or name.startswith("."):
+            raise ValueError(f"must be a plain folder name (no slashes, not hidden), got {name!r}")
+        return name
 
-@dataclass(frozen=True)
-class TrainingSettings:
-    """How classifiers are trained; `options` are further TrainConfig fields by name."""
+    @field_validator("conditions")
+    @classmethod
+    def _known_conditions(cls, conditions: tuple[str, ...]) -> tuple[str, ...]:
+        for i, cond in enumerate(conditions):
+            if cond not in CONDITIONS:
+                raise Problem(f"unknown condition {cond!r}; known: {', '.join(CONDITIONS)}", i)
+        return tuple(c for c in CONDITIONS if c in conditions)  # report order
 
-    backbones: tuple[str, ...] = (MINILM_ALIAS,)
-    epochs: int = 2
-    max_length: int = 64
-    batch_size: int = 16
-    learning_rate: float = 5e-5
-    max_steps: int = 0
-    min_steps: int = 0
-    seeds: tuple[int, ...] = ()
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EvaluationSettings:
-    """Agreement thresholds, diversity switch and per-task agreement sources (paths)."""
-
-    gammas: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-    diversity: bool = True
-    agreement: Mapping[str, Path] = field(default_factory=dict)
-    labels: Mapping[str, Path] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """A whole study. `path` is the file it came from; `task_refs` the task entries as written."""
-
-    name: str
-    path: Path
-    tasks: tuple[TaskSpec, ...]
-    task_refs: tuple[str, ...]
-    seed: int = 13
-    conditions: tuple[str, ...] = CONDITIONS
-    judgments: Path | None = None
-    judgments_study: str = ""
-    database_url: str = ""
-    llm_judgments: Path | None = None
-    data: DataSettings = field(default_factory=DataSettings)
-    generation: GenerationSettings = field(default_factory=GenerationSettings)
-    training: TrainingSettings = field(default_factory=TrainingSettings)
-    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
-
-    def task(self, name: str) -> TaskSpec:
-        """Return the task with this name; raise ValueError naming the config when absent."""
-        for spec in self.tasks:
-            if spec.name == name:
-                return spec
-        raise ValueError(f"{self.path}: study has no task {name!r}; tasks: {[t.name for t in self.tasks]}")
-
-    def train_seeds(self) -> tuple[int, ...]:
-        """Return the training seeds ([training] seeds, else the study seed)."""
-        return self.training.seeds or (self.seed,)
+    @model_validator(mode="after")
+    def _resolve_tasks_and_paths(self, info: ValidationInfo) -> "StudySettings":
+        source = source_of(info)
+        specs: list[TaskSpec] = []
+        for i, ref in enumerate(self.tasks):
+            try:
+                specs.append(get_task(ref if ref in REGISTRY else str(resolve(source, ref))))
+            except TaskSpecError as exc:
+                raise Problem(str(exc), "tasks", i) from None
+        names = [t.name for t in specs]
+        if len(set(names)) != len(names):
+            raise Problem(f"names the same task twice: {names}", "tasks")
+        paths: dict[str, Path | None] = {}
+        for key, must_be in (("data_dir", "folder"), ("judgments", "file"), ("llm_judgments", "file")):
+            try:
+                paths[key] = optional_path(getattr(self, key), info, must_be)
+            except ValueError as exc:
+                raise Problem(str(exc), key) from None
+        if self.judgments_study and paths["judgments"] is not None:
+            raise Problem("give either study.judgments (a file) or study.judgments_study, not both", "judgments_study")
+        self._specs = tuple(specs)
+        self._paths = paths
+        return self
 
 
-_ALLOWED: dict[str, tuple[str, ...]] = {
-    "": ("study", "data", "generation", "training", "evaluation"),
-    "study": ("name", "tasks", "seed", "conditions", "data_dir", "judgments", "judgments_study", "database_url",
-              "llm_judgments"),
-    "data": ("train_per_label", "test_per_label", "small_real_per_label"),
-    "generation": ("backend", "model", "base_url", "per_label", "few_shot_k", "options"),
-    "training": (
-        "backbones", "epochs", "max_length", "batch_size", "learning_rate", "max_steps", "min_steps", "seeds",
-        "options",
-    ),
-    "evaluation": ("gammas", "diversity", "agreement", "labels"),
-}
+class DataSettings(Table):
+    """[data]: how much real data each task uses (per label)."""
 
+    train_per_label: Count = 150
+    test_per_label: Count = 70
+    small_real_per_label: Count = 10
 
-class _Reader:
-    """Typed access to one table of the parsed TOML, with errors naming file and dotted key."""
-
-    def __init__(self, source: Path, table: Mapping[str, Any], prefix: str):
-        self.source = source
-        self.table = table
-        self.prefix = prefix
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def error(self, name: str, message: str) -> ConfigError:
-        return ConfigError(self.source, self.key(name), message)
-
-    def check_keys(self) -> None:
-        allowed = _ALLOWED[self.prefix]
-        for name in self.table:
-            if name not in allowed:
-                raise self.error(name, f"unknown key; allowed here: {', '.join(allowed)}")
-
-    def sub(self, name: str) -> "_Reader":
-        value = self.table.get(name, {})
-        if not isinstance(value, Mapping):
-            raise self.error(name, f"must be a table, got {type(value).__name__}")
-        return _Reader(self.source, value, self.key(name))
-
-    def string(self, name: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str:
-        if name not in self.table:
-            if default is None:
-                raise self.error(name, "required")
-            return default
-        value = self.table[name]
-        if not isinstance(value, str):
-            raise self.error(name, f"must be a string, got {type(value).__name__} {value!r}")
-        if choices and value not in choices:
-            raise self.error(name, f"must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def integer(self, name: str, default: int, minimum: int = 0) -> int:
-        value = self.table.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(name, f"must be an integer, got {type(value).__name__} {value!r}")
-        if value < minimum:
-            raise self.error(name, f"must be an integer >= {minimum}, got {value}")
-        return value
-
-    def number(self, name: str, default: float, low: float, high: float) -> float:
-        value = self.table.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(name, f"must be a number, got {type(value).__name__} {value!r}")
-        if not low <= value <= high:
-            raise self.error(name, f"must be in [{low:g}, {high:g}], got {value}")
-        return float(value)
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.table.get(name, default)
-        if not isinstance(value, bool):
-            raise self.error(name, f"must be true or false, got {value!r}")
-        return value
-
-    def strings(self, name: str, default: tuple[str, ...] | None = None) -> tuple[str, ...]:
-        if name not in self.table:
-            if default is None:
-                raise self.error(name, "required")
-            return default
-        value = self.table[name]
-        if not isinstance(value, list) or not value:
-            raise self.error(name, "must be a non-empty list of strings")
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or not item.strip():
-                raise self.error(f"{name}[{i}]", f"must be a non-empty string, got {item!r}")
-        if len(set(value)) != len(value):
-            raise self.error(name, f"has duplicates: {value}")
-        return tuple(value)
-
-    def path(self, name: str) -> Path | None:
-        value = self.string(name, "")
-        return _resolve(self.source, value) if value else None
-
-    def options(self, name: str) -> dict[str, Any]:
-        value = self.table.get(name, {})
-        if not isinstance(value, Mapping):
-            raise self.error(name, f"must be a table, got {type(value).__name__}")
-        return dict(value)
-
-    def path_table(self, name: str, tasks: tuple[str, ...]) -> dict[str, Path]:
-        value = self.table.get(name, {})
-        if not isinstance(value, Mapping):
-            raise self.error(name, f"must be a table of task = \"file\", got {type(value).__name__}")
-        out: dict[str, Path] = {}
-        for task, file in value.items():
-            key = f"{name}.{task}"
-            if task not in tasks:
-                raise self.error(key, f"task {task!r} is not in study.tasks {list(tasks)}")
-            if not isinstance(file, str) or not file:
-                raise self.error(key, f"must be a file path string, got {file!r}")
-            path = _resolve(self.source, file)
-            if not path.is_file():
-                raise self.error(key, f"no such file: {path}")
-            out[task] = path
-        return out
+    @model_validator(mode="after")
+    def _small_set_fits(self) -> "DataSettings":
+        if self.small_real_per_label > self.train_per_label:
+            raise Problem("must not exceed data.train_per_label (the small set is drawn from it)", "small_real_per_label")
+        return self
 
 
 #: GenerationConfig / TrainConfig fields the runner sets itself (from first-class keys or per step);
@@ -296,28 +189,197 @@ _TRAINING_OWN = {"task": "study.tasks", "labels": "the task's labels", "model": 
                  "out_dir": "the run folder", "provenance": "the runner"}
 
 
-def _check_option_names(source: Path, key: str, options: Mapping[str, Any], module: str, cls_name: str,
-                        own: Mapping[str, str]) -> None:
-    """Raise ConfigError when an options key is not a field of the named config dataclass, or is one
-    the runner sets itself."""
+def _check_option_names(options: dict[str, Any], module: str, cls_name: str, own: Mapping[str, str]) -> dict[str, Any]:
+    """Refuse an options key that is not a field of the named config dataclass, or one the runner
+    sets itself. (Their values are checked by `pipeline.preflight`, which builds every config.)"""
     import dataclasses
     import importlib
 
     if not options:
-        return
-    cls = getattr(importlib.import_module(module), cls_name)
-    names = [f.name for f in dataclasses.fields(cls)]
+        return options
+    names = [f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls_name))]
     for name in options:
         if name in own:
-            raise ConfigError(source, f"{key}.{name}", f"is set by the runner; use {own[name]} instead")
+            raise Problem(f"is set by the runner; use {own[name]} instead", name)
         if name not in names:
-            allowed = ", ".join(n for n in names if n not in own)
-            raise ConfigError(source, f"{key}.{name}", f"not a {cls_name} field; allowed: {allowed}")
+            raise Problem(f"not a {cls_name} field; allowed: {', '.join(n for n in names if n not in own)}", name)
+    return options
 
 
-def _resolve(source: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (source.parent / path)
+class GenerationSettings(Table):
+    """[generation]: how synthetic data is generated; `options` are further GenerationConfig fields."""
+
+    backend: Text = "local"
+    model: Text = ""
+    base_url: Text = ""
+    per_label: Count = 32
+    few_shot_k: Count = 3
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, backend: str) -> str:
+        from generation.backends import BACKENDS  # the generation package's list (local, openai, ...)
+
+        if backend not in BACKENDS:
+            raise ValueError(f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        return backend
+
+    @field_validator("options")
+    @classmethod
+    def _generation_fields(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return _check_option_names(options, "generation.config", "GenerationConfig", _GENERATION_OWN)
+
+
+class TrainingSettings(Table):
+    """[training]: how classifiers are trained; `options` are further TrainConfig fields."""
+
+    backbones: Names = (MINILM_ALIAS,)
+    epochs: Count = 2
+    max_length: at_least(8) = 64
+    batch_size: Count = 16
+    learning_rate: in_range(1e-8, 1.0) = 5e-5
+    max_steps: NonNegative = 0
+    min_steps: NonNegative = 0
+    seeds: Seeds = ()
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _training_fields(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return _check_option_names(options, "training.config", "TrainConfig", _TRAINING_OWN)
+
+
+class EvaluationSettings(Table):
+    """[evaluation]: agreement thresholds, the bootstrap size, the diversity switch and per-task
+    agreement sources (resolved paths; the whole config checks their tasks and files)."""
+
+    gammas: Gammas = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    diversity: Flag = True
+    bootstrap: at_least(200) = 2000
+    agreement: dict[str, Path] = Field(default_factory=dict)
+    labels: dict[str, Path] = Field(default_factory=dict)
+
+    @field_validator("agreement", "labels", mode="before")
+    @classmethod
+    def _files_per_task(cls, value: Any, info: ValidationInfo) -> dict[str, Path]:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"must be a table of task = \"file\", got {type(value).__name__}")
+        out: dict[str, Path] = {}
+        for task, file in value.items():
+            if not isinstance(file, str) or not file:
+                raise Problem(f"must be a file path string, got {file!r}", task)
+            out[task] = resolve(source_of(info), file)  # the study checks the task, then the file
+        return out
+
+    @model_validator(mode="after")
+    def _one_source_per_task(self) -> "EvaluationSettings":
+        both = sorted(set(self.agreement) & set(self.labels))
+        if both:
+            raise Problem(f"tasks {both} have both an agreement file and a labels file; give one", "labels")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole file
+
+
+class StudyConfig(Table):
+    """A whole study, as the file has it (one model per table), with the flat view the runner uses:
+    `name`, `tasks` (TaskSpecs), `task_refs` (as written), `seed`, `conditions`, the resolved paths,
+    and `path`, the file it came from."""
+
+    study: StudySettings
+    data: DataSettings = Field(default_factory=DataSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    _path: Path = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _tables_agree(self, info: ValidationInfo) -> "StudyConfig":
+        tasks = [t.name for t in self.study._specs]
+        for table in ("agreement", "labels"):
+            for task in getattr(self.evaluation, table):
+                if task not in tasks:
+                    raise Problem(f"task {task!r} is not in study.tasks {tasks}", "evaluation", table, task)
+                if not getattr(self.evaluation, table)[task].is_file():
+                    raise Problem(f"no such file: {getattr(self.evaluation, table)[task]}", "evaluation", table, task)
+        self._path = source_of(info)
+        return self
+
+    # The flat view -------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def name(self) -> str:
+        return self.study.name
+
+    @property
+    def tasks(self) -> tuple[TaskSpec, ...]:
+        return self.study._specs
+
+    @property
+    def task_refs(self) -> tuple[str, ...]:
+        return self.study.tasks
+
+    @property
+    def seed(self) -> int:
+        return self.study.seed
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return self.study.conditions
+
+    @property
+    def data_dir(self) -> Path | None:
+        return self.study._paths["data_dir"]
+
+    @property
+    def judgments(self) -> Path | None:
+        return self.study._paths["judgments"]
+
+    @property
+    def llm_judgments(self) -> Path | None:
+        return self.study._paths["llm_judgments"]
+
+    @property
+    def judgments_study(self) -> str:
+        return self.study.judgments_study
+
+    @property
+    def database_url(self) -> str:
+        return self.study.database_url
+
+    def task(self, name: str) -> TaskSpec:
+        """Return the task with this name; raise ValueError naming the config when absent."""
+        for spec in self.tasks:
+            if spec.name == name:
+                return spec
+        raise ValueError(f"{self.path}: study has no task {name!r}; tasks: {[t.name for t in self.tasks]}")
+
+    def train_seeds(self) -> tuple[int, ...]:
+        """Return the training seeds ([training] seeds, else the study seed)."""
+        return self.training.seeds or (self.seed,)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the settings as the run folder's study.json has them (paths resolved, tasks by name)."""
+        return {
+            "name": self.name, "path": self.path, "tasks": [t.name for t in self.tasks], "task_refs": self.task_refs,
+            "seed": self.seed, "conditions": self.conditions, "judgments": self.judgments,
+            "judgments_study": self.judgments_study, "database_url": self.database_url,
+            "llm_judgments": self.llm_judgments,
+            "data": {**self.data.model_dump(), "data_dir": self.data_dir},
+            "generation": self.generation.model_dump(), "training": self.training.model_dump(),
+            "evaluation": self.evaluation.model_dump(),
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
 
 
 def load_config(path: str | Path) -> StudyConfig:
@@ -336,122 +398,51 @@ def load_config(path: str | Path) -> StudyConfig:
 
 def config_from_mapping(data: Mapping[str, Any], source: Path) -> StudyConfig:
     """Validate a parsed config mapping (as from TOML); `source` names it in errors."""
-    root = _Reader(source, data, "")
-    root.check_keys()
-    if "study" not in data:
-        raise ConfigError(source, "study", "required table is missing")
-    study = root.sub("study")
-    study.check_keys()
-    name = study.string("name")
-    if not name.strip() or any(c in name for c in "/\\") or name.startswith("."):
-        raise study.error("name", f"must be a plain folder name (no slashes, not hidden), got {name!r}")
-    task_refs = study.strings("tasks")
-    tasks: list[TaskSpec] = []
-    for i, ref in enumerate(task_refs):
-        try:
-            if ref in REGISTRY:
-                tasks.append(get_task(ref))
-            else:
-                tasks.append(get_task(str(_resolve(source, ref))))
-        except TaskSpecError as exc:
-            raise study.error(f"tasks[{i}]", str(exc)) from None
-    names = [t.name for t in tasks]
-    if len(set(names)) != len(names):
-        raise study.error("tasks", f"names the same task twice: {names}")
-    task_names = tuple(names)
-    conditions = study.strings("conditions", CONDITIONS)
-    for i, cond in enumerate(conditions):
-        if cond not in CONDITIONS:
-            raise study.error(f"conditions[{i}]", f"unknown condition {cond!r}; known: {', '.join(CONDITIONS)}")
-    conditions = tuple(c for c in CONDITIONS if c in conditions)  # report order
-    data_dir = study.path("data_dir")
-    if data_dir is not None and not data_dir.is_dir():
-        raise study.error("data_dir", f"no such folder: {data_dir}")
-    judgments = study.path("judgments")
-    llm_judgments = study.path("llm_judgments")
-    for key, p in (("judgments", judgments), ("llm_judgments", llm_judgments)):
-        if p is not None and not p.is_file():
-            raise study.error(key, f"no such file: {p}")
-    judgments_study = study.string("judgments_study", "")
-    if judgments_study and judgments is not None:
-        raise study.error("judgments_study", "give either study.judgments (a file) or study.judgments_study, not both")
-    database_url = study.string("database_url", "")
+    try:
+        return StudyConfig.model_validate(data, context={"source": Path(source)})
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors(include_url=False)]
+        key, message = problems[0]
+        first = ConfigError(source, key, message)
+        if len(problems) == 1:
+            raise first from None
+        more = "".join(f"\n{ConfigError(source, k, m)}" for k, m in problems[1:])
+        raise ConfigError(source, key, message + more) from None
 
-    d = root.sub("data")
-    d.check_keys()
-    data_settings = DataSettings(
-        train_per_label=d.integer("train_per_label", 150, 1),
-        test_per_label=d.integer("test_per_label", 70, 1),
-        small_real_per_label=d.integer("small_real_per_label", 10, 1),
-        data_dir=data_dir,
-    )
-    if data_settings.small_real_per_label > data_settings.train_per_label:
-        raise d.error("small_real_per_label", "must not exceed data.train_per_label (the small set is drawn from it)")
 
-    from generation.backends import BACKENDS  # the generation package's list (local, openai, ...)
+def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
+    """Return (dotted key, message) for one pydantic error, in the words of the config's reader."""
+    loc = list(error["loc"])
+    kind, value = error["type"], error.get("input")
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, Problem):
+        loc += list(cause.sub)
+    key = "".join(f"[{part}]" if isinstance(part, int) else (f".{part}" if i else str(part))
+                  for i, part in enumerate(loc)) or None
+    if isinstance(cause, ValueError):
+        message = str(cause)
+    elif kind == "missing":
+        message = "required table is missing" if loc == ["study"] else "required"
+    elif kind == "extra_forbidden":
+        message = f"unknown key; allowed here: {', '.join(_table_at(loc[:-1]).model_fields)}"
+    elif kind in ("int_type", "int_parsing", "int_from_float"):
+        message = f"must be an integer, got {type(value).__name__} {value!r}"
+    elif kind in ("float_type", "float_parsing"):
+        message = f"must be a number, got {type(value).__name__} {value!r}"
+    elif kind in ("string_type",):
+        message = f"must be a string, got {type(value).__name__} {value!r}"
+    elif kind in ("bool_type", "bool_parsing"):
+        message = f"must be true or false, got {value!r}"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = f"must be a table, got {type(value).__name__}"
+    else:
+        message = error["msg"]
+    return key, message
 
-    g = root.sub("generation")
-    g.check_keys()
-    generation = GenerationSettings(
-        backend=g.string("backend", "local", tuple(BACKENDS)),
-        model=g.string("model", ""),
-        base_url=g.string("base_url", ""),
-        per_label=g.integer("per_label", 32, 1),
-        few_shot_k=g.integer("few_shot_k", 3, 1),
-        options=g.options("options"),
-    )
 
-    t = root.sub("training")
-    t.check_keys()
-    seeds_raw = t.table.get("seeds", [])
-    if not isinstance(seeds_raw, list) or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds_raw):
-        raise t.error("seeds", f"must be a list of integers, got {seeds_raw!r}")
-    training = TrainingSettings(
-        backbones=t.strings("backbones", (MINILM_ALIAS,)),
-        epochs=t.integer("epochs", 2, 1),
-        max_length=t.integer("max_length", 64, 8),
-        batch_size=t.integer("batch_size", 16, 1),
-        learning_rate=t.number("learning_rate", 5e-5, 1e-8, 1.0),
-        max_steps=t.integer("max_steps", 0, 0),
-        min_steps=t.integer("min_steps", 0, 0),
-        seeds=tuple(dict.fromkeys(seeds_raw)),
-        options=t.options("options"),
-    )
-
-    e = root.sub("evaluation")
-    e.check_keys()
-    gammas_raw = e.table.get("gammas", list(EvaluationSettings.gammas))
-    if not isinstance(gammas_raw, list) or not gammas_raw:
-        raise e.error("gammas", "must be a non-empty list of numbers in [0, 1]")
-    for i, gam in enumerate(gammas_raw):
-        if isinstance(gam, bool) or not isinstance(gam, (int, float)) or not 0.0 <= gam <= 1.0:
-            raise e.error(f"gammas[{i}]", f"must be a number in [0, 1], got {gam!r}")
-    evaluation = EvaluationSettings(
-        gammas=tuple(sorted({float(x) for x in gammas_raw})),
-        diversity=e.boolean("diversity", True),
-        agreement=e.path_table("agreement", task_names),
-        labels=e.path_table("labels", task_names),
-    )
-    both = sorted(set(evaluation.agreement) & set(evaluation.labels))
-    if both:
-        raise e.error("labels", f"tasks {both} have both an agreement file and a labels file; give one")
-
-    _check_option_names(source, "generation.options", generation.options, "generation.config", "GenerationConfig",
-                        _GENERATION_OWN)
-    _check_option_names(source, "training.options", training.options, "training.config", "TrainConfig", _TRAINING_OWN)
-    return StudyConfig(
-        name=name,
-        path=source,
-        tasks=tuple(tasks),
-        task_refs=task_refs,
-        seed=study.integer("seed", 13, 0),
-        conditions=conditions,
-        judgments=judgments,
-        judgments_study=judgments_study,
-        database_url=database_url,
-        llm_judgments=llm_judgments,
-        data=data_settings,
-        generation=generation,
-        training=training,
-        evaluation=evaluation,
-    )
+def _table_at(loc: list[Any]) -> type[BaseModel]:
+    """Return the model class of the table at `loc` (a path of table names from the file's root)."""
+    model: type[BaseModel] = StudyConfig
+    for part in loc:
+        model = model.model_fields[part].annotation
+    return model

@@ -3,8 +3,8 @@
 Per task (folders under `runs/<study>/<task>/`):
 
 - `real/data`           the real train slice, the test slice and the small real set (seeded samples)
-- `real/agreement`      per-instance agreement of the test slice, where it exists (Financial
-                        PhraseBank's built-in levels, or an agreement / crowd-labels file in the config)
+- `real/agreement`      per-instance agreement of the test slice, where it exists (the test split's
+                        own human ratings or documented levels, or an agreement / crowd-labels file)
 - `zero_shot/generate`, `few_shot/generate`   synthetic data (generation engine)
 - `small_real_few_shot/data`                  the small real set + the few-shot synthetic data
 - `<condition>/train-<backbone>-s<seed>`      a classifier per condition, backbone and seed, evaluated
@@ -13,9 +13,11 @@ Per task (folders under `runs/<study>/<task>/`):
 - `<condition>/stratified-<backbone>`          accuracy and Macro-F1 per agreement threshold γ
 
 Study-wide (`runs/<study>/_study/`): the Bradley–Terry ranking of the crowd judgments and of any LLM
-judgments. Then the report (`analysis.report`): correlations of the real − synthetic gap with crowd
-objectivity, Kendall τ between LLM and crowd rankings, plots, provenance. The report itself is
-re-rendered on every run (it is cheap); everything else is cached by `subjlab.runner.steps`.
+judgments. Then the report (`subjlab.runner.report`): every score with a bootstrap interval
+(`subjlab.runner.evidence`), correlations of the real − synthetic gap with crowd objectivity, Kendall
+τ between LLM and crowd rankings, the paper's findings judged by the intervals
+(`subjlab.runner.findings`), plots, provenance. The report itself is re-rendered on every run (it is
+cheap); everything else is cached by `subjlab.runner.steps`.
 
 Only this module (and the CLI) imports all of `generation`, `training` and `analysis`, lazily inside
 the steps, so loading a config or rendering `--help` never imports torch.
@@ -32,28 +34,24 @@ from subjlab.records import now_iso
 from subjlab.runner.config import StudyConfig
 from subjlab.runner.steps import Step, StepRecord, StepResult, StepRunner
 from subjlab.runner.study_steps import STUDY_DIR, assemble_report, export_study_judgments, ranking_step
+from subjlab.runner.evidence import TaskResults, task_info
 from subjlab.runner.task_steps import (
     STEP_VERSIONS,
     SYNTHETIC,
-    TaskResults,
     agreement_kind,
     agreement_step,
     data_step,
-    diversity_row,
     diversity_step,
-    gamma_curve,
     generate_step,
     generation_config,
     make_agreement,
     make_real_data,
     mix_step_data,
-    performance_cell,
     stratified_step,
-    task_info,
     train_config,
     train_step,
 )
-from subjlab.runner.util import to_jsonable, write_json
+from subjlab.runner.run_files import write_json
 from subjlab.tasks import TaskSpec
 
 
@@ -66,8 +64,8 @@ class StudyOutcome:
     """A finished run: its folder, the report (typed and on disk), every step record, the wall time."""
 
     run_dir: Path
-    report: Any  # analysis.report.StudyReport (imported lazily)
-    files: Any  # analysis.report.ReportFiles
+    report: Any  # subjlab.runner.report_model.StudyReport (imported lazily)
+    files: Any  # subjlab.runner.report_model.ReportFiles
     records: list[StepRecord]
     wall_seconds: float
 
@@ -136,7 +134,7 @@ def run_study(
 
     run_dir = Path(runs_dir) / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "study.json", _config_snapshot(config))
+    write_json(run_dir / "study.json", config.snapshot())
     crowd_origin = str(crowd_path) if crowd_path else ""
     if db_study:
         url = database_url or config.database_url or None
@@ -156,7 +154,7 @@ def run_study(
             notes.append(f"Task {task.name} is left out: it was not selected by --only-task and has no finished "
                          "results yet.")
 
-    from analysis.report import Ranking
+    from subjlab.runner.report_model import Ranking
 
     crowd: Ranking | None = None
     if crowd_path:
@@ -164,10 +162,10 @@ def run_study(
     llm = [ranking_step(config, run_dir, runner, p, None) for p in llm_paths]
 
     report = assemble_report(config, results, crowd, llm, notes, runner.records, started_at, time.perf_counter() - start)
-    from analysis.report import write_report
+    from subjlab.runner.report import write_report
 
     files = write_report(report, run_dir, rerun_command=rerun_command)
-    write_json(run_dir / "results.json", to_jsonable(asdict(report)))
+    write_json(run_dir / "results.json", asdict(report))
     wall = time.perf_counter() - start
     echo(f"study {config.name!r} finished in {wall:.1f} s ({len([r for r in runner.records if r.status == 'ran'])} "
          f"step(s) ran, {len([r for r in runner.records if r.status == 'cached'])} cached)")
@@ -247,24 +245,16 @@ def _run_task(config: StudyConfig, task: TaskSpec, run_dir: Path, runner: StepRu
 
     n_test = real.meta["test_size"]
     out.info = task_info(task, real.meta["train_size"], n_test)
+    out.agreement = agreement
     for cond in conds:
         for backbone in config.training.backbones:
             trained = []
             for seed in config.train_seeds():
                 step, fn = train_step(config, task, base, cond, backbone, seed, train_files[cond], test_file)
                 trained.append(run(step, fn))
-            out.performance.append(performance_cell(task, cond, backbone, trained))
+            out.trained[(cond, backbone)] = trained
             if agreement is not None:
-                strat = stratified_step(config, task, base, cond, backbone, trained, agreement)
-                res = run(*strat)
-                out.curves.append(gamma_curve(task, cond, backbone, res))
+                out.stratified[(cond, backbone)] = run(*stratified_step(config, task, base, cond, backbone, trained, agreement))
         if config.evaluation.diversity:
-            res = run(*diversity_step(config, task, base, cond, train_files[cond], train_files["real"]))
-            out.diversity.append(diversity_row(task, cond, res))
+            out.diversity[cond] = run(*diversity_step(config, task, base, cond, train_files[cond], train_files["real"]))
     return out
-
-
-def _config_snapshot(config: StudyConfig) -> dict[str, Any]:
-    data = asdict(config)
-    data["tasks"] = [t.name for t in config.tasks]
-    return to_jsonable(data)

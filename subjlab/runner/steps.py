@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping
 
 from subjlab.atomic import write_json_atomic
 from subjlab.records import append_record, now_iso
+from subjlab.runner.run_files import to_jsonable
 
 DONE = "done.json"
 #: Bumped when the on-disk layout of done.json changes (part of every key).
@@ -56,7 +57,7 @@ class Step:
         """Return what the key is the hash of (params, input file hashes, versions, cache format)."""
         return {
             "format": CACHE_FORMAT,
-            "params": _jsonable(self.params),
+            "params": to_jsonable(self.params),
             "inputs": {name: file_sha256(Path(p)) for name, p in sorted(self.inputs.items())},
             "versions": dict(sorted(self.versions.items())),
         }
@@ -198,7 +199,7 @@ class StepRunner:
         meta = fn(staging) or {}
         seconds = time.perf_counter() - start
         cpu_seconds = time.process_time() - cpu_start
-        meta = _jsonable(dict(meta))
+        meta = to_jsonable(dict(meta))
         outputs = {
             str(p.relative_to(staging)): file_sha256(p)
             for p in sorted(staging.rglob("*"))
@@ -277,16 +278,22 @@ def read_log(log_path: Path) -> list[StepRecord]:
     return out
 
 
-def _jsonable(value: Any) -> Any:
-    """Return `value` with Paths as strings and tuples as lists (so keys are stable JSON)."""
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and value != value:
-        raise ValueError("step parameters and results must not contain NaN")
-    return value
+def code_versions(*names: str) -> dict[str, str]:
+    """Return name -> installed version of each distribution ("not installed" when absent): the code
+    versions that are part of a step's key."""
+    from importlib import metadata
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
 
 
+def embedder_id() -> str:
+    """Return the fingerprint of the embedding model used for diversity (part of its step key)."""
+    from analysis.embeddings import model_id
+
+    return model_id()

@@ -1,6 +1,7 @@
 """The study-wide steps: crowd and LLM rankings (Bradley–Terry), judgments exported from the
 annotation database, correlations of the real − synthetic gap with crowd objectivity, Kendall τ
-between rankings, and the assembly of the typed `analysis.report.StudyReport`."""
+between rankings, and the assembly of the typed `subjlab.runner.report_model.StudyReport` (rows with
+intervals from `subjlab.runner.evidence`, verdicts from `subjlab.runner.findings`)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 
 from subjlab.records import write_records
 from subjlab.runner.config import StudyConfig
-from subjlab.runner.steps import Step, StepRecord, StepRunner
-from subjlab.runner.task_steps import STEP_VERSIONS, TaskResults
-from subjlab.runner.util import slug, versions, write_json
+from subjlab.runner.steps import Step, StepRecord, StepRunner, code_versions
+from subjlab.runner.evidence import TaskResults, TaskRows, task_rows
+from subjlab.runner.task_steps import STEP_VERSIONS
+from subjlab.runner.run_files import slug, write_json
 
 STUDY_DIR = "_study"
 #: Packages whose versions go into the report's provenance.
@@ -51,7 +53,7 @@ def export_study_judgments(study: str, database_url: str | None, out_dir: Path) 
 
 def ranking_step(config: StudyConfig, run_dir: Path, runner: StepRunner, path: Path, source: str | None,
              origin: str = ""):
-    """Fit Bradley–Terry on a judgments file (a cached step); return an `analysis.report.Ranking`.
+    """Fit Bradley–Terry on a judgments file (a cached step); return a `report_model.Ranking`.
 
     `source` is "crowd" for crowd judgments. With None (LLM judgments) it is read from the
     judgments' `source` field (e.g. "llm:SmolLM2-135M-Instruct"), which every row must carry.
@@ -78,7 +80,7 @@ def ranking_step(config: StudyConfig, run_dir: Path, runner: StepRunner, path: P
         directory=run_dir / STUDY_DIR / f"ranking-{tag}",
         params={"step": STEP_VERSIONS["ranking"], "n_bootstrap": 1000, "seed": config.seed, "source": source},
         inputs={"judgments": path},
-        versions=versions("subjlab", "choix"),
+        versions=code_versions("subjlab", "choix"),
     )
 
     def fn(work: Path) -> dict[str, Any]:
@@ -96,7 +98,7 @@ def ranking_step(config: StudyConfig, run_dir: Path, runner: StepRunner, path: P
 
     res = runner.run(step, fn)
     from analysis.ranking import RankedTask
-    from analysis.report import Ranking
+    from subjlab.runner.report_model import Ranking
 
     return Ranking(
         source=source,
@@ -109,12 +111,17 @@ def ranking_step(config: StudyConfig, run_dir: Path, runner: StepRunner, path: P
 
 def assemble_report(config: StudyConfig, results: dict[str, TaskResults], crowd, llm, notes: list[str],
               records: list[StepRecord], started_at: str, wall: float):
-    """Build the typed `StudyReport` from the task results and rankings."""
-    from analysis.report import Provenance, RankingComparison, StepTiming, StudyReport
+    """Build the typed `StudyReport` from the task results and rankings: every score with its interval,
+    the contrasts and the paper's findings judged on them."""
+    from subjlab.runner.findings import judge_findings
+    from subjlab.runner.report_model import Intervals, Provenance, RankingComparison, StepTiming, StudyReport
 
+    settings = Intervals(n_resamples=config.evaluation.bootstrap, seed=config.seed)
+    tasks = {t.name: t for t in config.tasks}
+    rows = {name: task_rows(tasks[name], res, config.conditions, config.training.backbones,
+                            config.evaluation.gammas, settings) for name, res in results.items()}
     notes = list(notes) + [n for r in results.values() for n in r.incomplete]
-    performance = [c for r in results.values() for c in r.performance]
-    correlations = gap_correlations(config, results, crowd, notes)
+    correlations = gap_correlations(config, rows, crowd, notes)
     comparisons = []
     for ranking in llm:
         if crowd is None:
@@ -142,44 +149,58 @@ def assemble_report(config: StudyConfig, results: dict[str, TaskResults], crowd,
         steps=tuple(StepTiming(r.name, r.status, r.seconds, r.cpu_seconds) for r in records),
         platform=f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
     )
-    return StudyReport(
+    contrasts = tuple(c for r in rows.values() for c in r.contrasts)
+    report = StudyReport(
         title=f"subjlab study: {config.name}",
         tasks=tuple(r.info for r in results.values()),
         conditions=config.conditions,
         backbones=config.training.backbones,
-        performance=tuple(performance),
-        diversity=tuple(d for r in results.values() for d in r.diversity),
-        curves=tuple(c for r in results.values() for c in r.curves),
+        performance=tuple(c for r in rows.values() for c in r.performance),
+        diversity=tuple(d for r in rows.values() for d in r.diversity),
+        curves=tuple(c for r in rows.values() for c in r.curves),
         provenance=provenance,
         crowd=crowd,
         llm=tuple(llm),
         correlations=tuple(correlations),
         comparisons=tuple(comparisons),
         notes=tuple(notes),
+        contrasts=contrasts,
+        intervals=settings,
     )
+    from dataclasses import replace
+
+    return replace(report, findings=tuple(judge_findings(report)))
 
 
-def gap_correlations(config: StudyConfig, results: dict[str, TaskResults], crowd, notes: list[str]) -> list[Any]:
-    """Correlate crowd objectivity with the real − synthetic Macro-F1 gap, per backbone and synthetic condition."""
+def gap_correlations(config: StudyConfig, rows: dict[str, TaskRows], crowd, notes: list[str]) -> list[Any]:
+    """Correlate crowd objectivity with the real − synthetic Macro-F1 gap, per backbone and synthetic
+    condition; Spearman's ρ gets an interval from the per-task gaps' bootstrap replicates."""
     from analysis.correlation import correlate
-    from analysis.report import CONDITION_TITLES, GapCorrelation
+    from analysis.intervals import spearman_estimate
+    from subjlab.runner.report_model import CONDITION_TITLES, GapCorrelation
 
     if crowd is None or "real" not in config.conditions:
         return []
     scores = {t.task: t.score for t in crowd.tasks}
     out = []
     for backbone in config.training.backbones:
-        f1 = {(c.task, c.condition): c.macro_f1 for r in results.values() for c in r.performance if c.backbone == backbone}
         for synth in [c for c in config.conditions if c != "real"]:
-            gaps = {task: f1[(task, "real")] - f1[(task, synth)] for task in results
-                    if (task, "real") in f1 and (task, synth) in f1}
+            boots = {task: r.gap_bootstraps[(backbone, synth)] for task, r in rows.items()
+                     if (backbone, synth) in r.gap_bootstraps}
+            gaps = {task: b.value for task, b in boots.items()}
             label = f"Macro-F1 gap: real − {CONDITION_TITLES[synth]} ({backbone})"
             try:
                 result = correlate(scores, gaps, orientation="objectivity")
             except ValueError as exc:
                 notes.append(f"{label}: not computed: {exc}")
                 continue
-            out.append(GapCorrelation(label=label, backbone=backbone, metric="macro_f1", synthetic=synth, result=result))
+            try:
+                rho = spearman_estimate(scores, boots)
+            except ValueError as exc:
+                notes.append(f"{label}: no interval for Spearman's ρ: {exc}")
+                rho = None
+            out.append(GapCorrelation(label=label, backbone=backbone, metric="macro_f1", synthetic=synth,
+                                      result=result, spearman=rho))
     return out
 
 
@@ -200,11 +221,11 @@ def compare_rankings(crowd, llm) -> tuple[int, float, float] | None:
 
 def package_versions() -> dict[str, str]:
     """Return the installed versions of the provenance packages."""
-    return {k: v for k, v in versions(*PROVENANCE_PACKAGES).items() if v != "not installed"}
+    return {k: v for k, v in code_versions(*PROVENANCE_PACKAGES).items() if v != "not installed"}
 
 
 def data_dir_of(config: StudyConfig) -> Path:
     """Return the data folder the study reads."""
     from subjlab.data import resolve_data_dir
 
-    return resolve_data_dir(config.data.data_dir)
+    return resolve_data_dir(config.data_dir)

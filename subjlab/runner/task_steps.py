@@ -1,6 +1,6 @@
 """The per-task steps of a study: each function returns a `Step` (what the step is keyed on) and,
-where it runs code, the function that does the work in the step's folder; plus the converters from
-finished steps to the report's typed rows.
+where it runs code, the function that does the work in the step's folder (`subjlab.runner.evidence`
+turns finished steps into the report's rows).
 
 Steps (folders under `runs/<study>/<task>/`): real/data, real/agreement, <mode>/generate,
 small_real_few_shot/data, <condition>/train-<backbone>-s<seed>, <condition>/diversity,
@@ -9,33 +9,21 @@ small_real_few_shot/data, <condition>/train-<backbone>-s<seed>, <condition>/dive
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from subjlab.records import Example, read_examples, write_records
 from subjlab.runner.config import MINILM_ALIAS, StudyConfig
-from subjlab.runner.steps import Step, StepResult
-from subjlab.runner.util import embedder_id, slug, versions, write_json
+from subjlab.runner.run_files import slug, write_json
+from subjlab.runner.steps import Step, StepResult, code_versions, embedder_id
 from subjlab.tasks import TaskSpec
 
 #: Bumped when a step's logic changes in a way that changes its output (part of its cache key).
-STEP_VERSIONS = {"data": "1", "agreement": "1", "generate": "1", "mix": "1", "train": "1", "diversity": "1",
-                 "stratified": "1", "ranking": "1"}
+STEP_VERSIONS = {"data": "1", "agreement": "2", "generate": "1", "mix": "1", "train": "1", "diversity": "2",
+                 "stratified": "2", "ranking": "1"}
 SYNTHETIC = ("zero_shot", "few_shot")
-
-
-@dataclass
-class TaskResults:
-    """What one task contributes to the report: Table-1 cells, diversity rows, γ curves, its info,
-    the generation models used and notes about incomplete generation."""
-
-    performance: list[Any] = field(default_factory=list)
-    diversity: list[Any] = field(default_factory=list)
-    curves: list[Any] = field(default_factory=list)
-    info: Any = None
-    generation_models: set[str] = field(default_factory=set)
-    incomplete: list[str] = field(default_factory=list)
+#: The per-text values a diversity step writes beside diversity.json (the items its intervals resample).
+DIVERSITY_ITEMS = "diversity_items.json"
 
 
 def data_step(config: StudyConfig, task: TaskSpec, base: Path) -> Step:
@@ -51,7 +39,7 @@ def data_step(config: StudyConfig, task: TaskSpec, base: Path) -> Step:
                 "train_per_label": d.train_per_label,
                 "test_per_label": d.test_per_label, "small_real_per_label": d.small_real_per_label,
                 "seed": config.seed},
-        inputs={"train": split_path(task, "train", d.data_dir), "test": split_path(task, "test", d.data_dir)},
+        inputs={"train": split_path(task, "train", config.data_dir), "test": split_path(task, "test", config.data_dir)},
     )
 
 
@@ -62,27 +50,32 @@ def make_real_data(config: StudyConfig, task: TaskSpec, work: Path) -> dict[str,
     from subjlab.data import load_split, resolve_data_dir, sample_per_label
 
     d = config.data
-    train = load_split(task, "train", d.data_dir, limit_per_label=d.train_per_label, seed=config.seed)
-    test = load_split(task, "test", d.data_dir, limit_per_label=d.test_per_label, seed=config.seed)
+    train = load_split(task, "train", config.data_dir, limit_per_label=d.train_per_label, seed=config.seed)
+    test = load_split(task, "test", config.data_dir, limit_per_label=d.test_per_label, seed=config.seed)
     small = sample_per_label(train, d.small_real_per_label, seed=config.seed + 1)
     for name, rows in (("train", train), ("test", test), ("small", small)):
         missing = [lab for lab in task.labels if not any(ex.label == lab for ex in rows)]
         if missing:
             raise ValueError(f"task {task.name}: the real {name} slice has no examples of {missing} "
-                             f"(data in {resolve_data_dir(d.data_dir)})")
+                             f"(data in {resolve_data_dir(config.data_dir)})")
         write_records(work / f"{name}.jsonl", rows)
     return {"train_size": len(train), "test_size": len(test), "small_size": len(small),
             "train_per_label": _per_label(train, task), "test_per_label": _per_label(test, task)}
 
 
 def agreement_kind(config: StudyConfig, task: TaskSpec) -> tuple[str, Path | None] | None:
-    """Return ("file", path) / ("labels", path) / ("phrasebank", None), or None when no agreement exists."""
+    """Return ("file", path) / ("labels", path) from the config, else ("data", None) when the task's
+    test split carries its own human annotations (per-item ratings or documented agreement levels,
+    `analysis.data_agreement`), else None (no agreement: no γ curves)."""
     if task.name in config.evaluation.agreement:
         return ("file", config.evaluation.agreement[task.name])
     if task.name in config.evaluation.labels:
         return ("labels", config.evaluation.labels[task.name])
-    if task.data_name == "financial_phrasebank":
-        return ("phrasebank", None)
+    from analysis.data_agreement import data_agreement_kind
+    from subjlab.data import load_split
+
+    if data_agreement_kind(load_split(task, "test", config.data_dir), task) is not None:
+        return ("data", None)
     return None
 
 
@@ -102,16 +95,21 @@ def agreement_step(config: StudyConfig, task: TaskSpec, base: Path, real: StepRe
 def make_agreement(config: StudyConfig, task: TaskSpec, real: StepResult, kind, work: Path) -> dict[str, Any]:
     """Write agreement.jsonl for the test slice from `kind` (see `agreement_kind`); return its source and coverage.
 
-    Raises ValueError when no agreement item matches a test example id."""
+    Crowd labels and a dataset's own ratings go through the same `AgreementAnalyzer`. Raises
+    ValueError when no agreement item matches a test example id."""
     from subjlab.records import read_agreements, read_labels
 
     test = read_examples(real.path("test.jsonl"))
     how, path = kind
-    if how == "phrasebank":
-        from analysis.agreement import phrasebank_agreements
+    if how == "data":
+        from analysis.data_agreement import data_agreement
 
-        records = phrasebank_agreements(test)
-        source = "Financial PhraseBank's per-sentence agreement levels (50/66/75/100% of annotators)"
+        result = data_agreement(test, task)
+        records = result.agreements
+        source = result.description
+        if result.majority_matches_gold is not None:
+            source += (f"; the raters' majority label is the gold label for {result.majority_matches_gold:.0%} of "
+                       "the test items")
     elif how == "file":
         records = read_agreements(path)
         source = f"agreement file {path}"
@@ -147,7 +145,7 @@ def generate_step(config: StudyConfig, task: TaskSpec, base: Path, mode: str, re
         directory=base / mode / "generate",
         params={"step": STEP_VERSIONS["generate"], "config": params, "task": task.to_dict()},  # prompts use the whole spec
         inputs=inputs,
-        versions=versions("subjlab", "transformers" if g.backend == "local" else "openai"),
+        versions=code_versions("subjlab", "transformers" if g.backend == "local" else "openai"),
     )
 
     def fn(work: Path) -> dict[str, Any]:
@@ -220,7 +218,7 @@ def train_step(config: StudyConfig, task: TaskSpec, base: Path, cond: str, backb
         directory=base / cond / f"train-{slug(backbone)}-s{seed}",
         params={"step": STEP_VERSIONS["train"], "config": params},
         inputs={"train": train_file, "test": test_file},
-        versions=versions("subjlab", "torch", "transformers"),
+        versions=code_versions("subjlab", "torch", "transformers"),
     )
 
     def fn(work: Path) -> dict[str, Any]:
@@ -272,68 +270,42 @@ def train_config(cls, config: StudyConfig, task: TaskSpec, backbone: str, seed: 
     return cfg
 
 
-def performance_cell(task: TaskSpec, cond: str, backbone: str, trained: Sequence[StepResult]):
-    """Return the Table-1 cell of one condition and backbone: scores averaged over the seeds' runs."""
-    from analysis.report import PerformanceCell
-
-    metas = [r.meta for r in trained]
-    return PerformanceCell(
-        task=task.name,
-        condition=cond,
-        backbone=backbone,
-        accuracy=sum(m["accuracy"] for m in metas) / len(metas),
-        macro_f1=sum(m["macro_f1"] for m in metas) / len(metas),
-        train_size=int(metas[0]["train_size"]) + int(metas[0].get("val_size", 0)),
-        eval_size=int(metas[0]["eval_size"]),
-        n_seeds=len(metas),
-    )
-
-
 def stratified_step(config: StudyConfig, task: TaskSpec, base: Path, cond: str, backbone: str,
                      trained: Sequence[StepResult], agreement: StepResult):
-    """Return (Step, fn): accuracy and Macro-F1 per γ of the trained models (mean over seeds), gamma.json."""
+    """Return (Step, fn): accuracy and Macro-F1 per γ of the trained models (mean over seeds) with 95%
+    bands (bootstrap over the items within each agreement level, pooled over seeds), gamma.json."""
     inputs = {f"predictions_{i}": r.path("predictions.jsonl") for i, r in enumerate(trained)}
     inputs["agreement"] = agreement.path("agreement.jsonl")
+    e = config.evaluation
     step = Step(
         name=f"{task.name}/{cond}/stratified-{slug(backbone)}",
         directory=base / cond / f"stratified-{slug(backbone)}",
-        params={"step": STEP_VERSIONS["stratified"], "gammas": list(config.evaluation.gammas)},
+        params={"step": STEP_VERSIONS["stratified"], "gammas": list(e.gammas), "bootstrap": e.bootstrap,
+                "seed": config.seed},
         inputs=inputs,
     )
 
     def fn(work: Path) -> dict[str, Any]:
-        from analysis.evaluation import stratified_scores
+        from analysis.intervals import LEVEL, gamma_estimates
         from subjlab.records import read_agreements, read_predictions
 
-        agreements = read_agreements(agreement.path("agreement.jsonl"))
-        per_seed = [stratified_scores(read_predictions(r.path("predictions.jsonl")), agreements,
-                                      config.evaluation.gammas, missing="drop") for r in trained]
+        amap = {a.item: a.agreement for a in read_agreements(agreement.path("agreement.jsonl"))}
+        per_seed = [[p for p in read_predictions(r.path("predictions.jsonl")) if p.id in amap] for r in trained]
+        bands = {metric: gamma_estimates(per_seed, amap, e.gammas, metric, e.bootstrap, config.seed)
+                 for metric in ("accuracy", "macro_f1")}
         points = []
-        for i, gamma in enumerate(config.evaluation.gammas):
-            row = [s[i] for s in per_seed]
-            ok = [s for s in row if s.n > 0]
+        for i, gamma in enumerate(e.gammas):
+            acc, f1 = bands["accuracy"][i], bands["macro_f1"][i]
             points.append({
-                "gamma": gamma, "n": row[0].n,
-                "accuracy": sum(s.accuracy for s in ok) / len(ok) if ok else None,
-                "macro_f1": sum(s.macro_f1 for s in ok) / len(ok) if ok else None,
+                "gamma": gamma, "n": acc.n if acc else 0,
+                "accuracy": acc.value if acc else None, "macro_f1": f1.value if f1 else None,
+                "accuracy_low": acc.low if acc else None, "accuracy_high": acc.high if acc else None,
+                "macro_f1_low": f1.low if f1 else None, "macro_f1_high": f1.high if f1 else None,
             })
         write_json(work / "gamma.json", points)
-        return {"points": points, "source": agreement.meta["source"]}
+        return {"points": points, "source": agreement.meta["source"], "level": LEVEL, "n_seeds": len(trained)}
 
     return step, fn
-
-
-def gamma_curve(task: TaskSpec, cond: str, backbone: str, res: StepResult):
-    """Return the report's GammaCurve from a finished stratified step."""
-    from analysis.evaluation import GammaScore
-    from analysis.report import GammaCurve
-
-    return GammaCurve(
-        task=task.name, condition=cond, backbone=backbone,
-        scores=tuple(GammaScore(gamma=p["gamma"], n=p["n"], accuracy=p["accuracy"], macro_f1=p["macro_f1"])
-                     for p in res.meta["points"]),
-        agreement_source=res.meta.get("source", ""),
-    )
 
 
 def diversity_step(config: StudyConfig, task: TaskSpec, base: Path, cond: str, train_file: Path, real_file: Path):
@@ -348,38 +320,24 @@ def diversity_step(config: StudyConfig, task: TaskSpec, base: Path, cond: str, t
         directory=base / cond / "diversity",
         params={"step": STEP_VERSIONS["diversity"], "similarity": with_similarity},
         inputs=inputs,
-        versions={**versions("subjlab", "sentence-transformers"), "embedder": embedder_id()},
+        versions={**code_versions("subjlab", "sentence-transformers"), "embedder": embedder_id()},
     )
 
     def fn(work: Path) -> dict[str, Any]:
         from analysis.diversity import example_diversity
 
         report = example_diversity(read_examples(train_file),
-                                   reference=read_examples(real_file) if with_similarity else None)
+                                   reference=read_examples(real_file) if with_similarity else None, per_item=True)
         data = report.to_dict()
         write_json(work / "diversity.json", data)
+        items = {"remote_clique": list(report.remote_clique_items or ())}
+        if with_similarity:
+            items["similarity_top5"] = list(report.similarity_top5_items or ())
+        write_json(work / DIVERSITY_ITEMS, items)
         return {"n": report.overall.n, "remote_clique": report.overall.remote_clique,
                 "chamfer": report.overall.chamfer, "similarity_top5": report.similarity_top5}
 
     return step, fn
-
-
-def diversity_row(task: TaskSpec, cond: str, res: StepResult):
-    """Return the report's DiversityRow from a finished diversity step; ValueError if it is undefined."""
-    from analysis.report import DiversityRow
-
-    m = res.meta
-    if m["remote_clique"] is None or m["chamfer"] is None:
-        raise ValueError(f"{res.directory}: diversity is undefined for {m['n']} text(s)")
-    return DiversityRow(task=task.name, condition=cond, n=int(m["n"]), remote_clique=float(m["remote_clique"]),
-                        chamfer=float(m["chamfer"]), similarity_top5=m["similarity_top5"])
-
-
-def task_info(task: TaskSpec, n_train: int, n_test: int):
-    """Return the report's TaskInfo of a task."""
-    from analysis.report import TaskInfo
-
-    return TaskInfo(name=task.name, title=task.title, labels=task.labels, n_train_real=n_train, n_test=n_test)
 
 
 def _per_label(rows: Sequence[Example], task: TaskSpec) -> dict[str, int]:

@@ -107,6 +107,43 @@ def test_agreement_plot_and_phrasebank_levels(tmp_path, task_data):
     assert str(full) in table.stdout and "0.667" in table.stdout
 
 
+def test_agreement_from_data_takes_the_ratings_through_the_crowd_label_path(task_data):
+    raw = [json.loads(line) for line in (task_data / "tweet_sarcasm" / "test.jsonl").open(encoding="utf-8")]
+    res = run("agreement", "--from-data", "tweet_sarcasm:test", "--format", "jsonl")
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["item"] for r in lines] == [row["id"] for row in raw]
+    assert [r["agreement"] for r in lines] == pytest.approx([row["agreement"] for row in raw])  # the file's own field
+    out = json.loads(run("agreement", "--from-data", "tweet_sarcasm:test", "--format", "json").stdout)
+    assert out["n_items"] == 400 and out["n_labels"] == 2000 and out["from_data"] == "tweet_sarcasm:test"
+    assert 0.4 < out["fleiss_kappa"] < 0.7 and out["krippendorff_alpha"] == pytest.approx(out["fleiss_kappa"], abs=0.002)
+    assert out["majority_matches_gold"] == pytest.approx(sum(r["perceived_majority"] == r["label"] for r in raw) / 400)
+    table = run("agreement", "--from-data", "tweet_sarcasm:test", "--data", str(task_data)).stdout
+    assert "Krippendorff" in table and "majority rating = the split's gold label" in table and "0.545" in table
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "jsonl"])
+def test_phrasebank_is_an_alias_of_from_data_with_identical_output(fmt):
+    alias = run("agreement", "--phrasebank", "test", "--format", fmt)
+    general = run("agreement", "--from-data", "financial_phrasebank:test", "--format", fmt)
+    assert alias.exit_code == general.exit_code == 0
+    assert alias.stdout == general.stdout and "Financial PhraseBank" in run("agreement", "--phrasebank", "train").stdout
+
+
+def test_agreement_from_data_errors_are_clean():
+    res = run("agreement", "--from-data", "sms_spam:test")
+    assert res.exit_code == 2 and "task sms_spam: the examples carry no per-item 'ratings'" in res.output
+    res = run("agreement", "--from-data", "tweet_sarcasm")
+    assert res.exit_code == 2 and "expected TASK:SPLIT" in res.output
+    res = run("agreement", "--from-data", "tweet_sarcasm:dev")
+    assert res.exit_code == 2 and "expected TASK:SPLIT" in res.output
+    res = run("agreement", "--from-data", "tweet_sarcasm:test", "--task", "sms_spam")
+    assert res.exit_code == 2 and "--task is implied" in res.output
+    res = run("agreement", "--from-data", "tweet_sarcasm:test", "--phrasebank", "test")
+    assert res.exit_code == 2 and "exactly one of" in res.output
+    assert "Traceback" not in res.output
+
+
 def test_evaluate_several_curves_table_and_plot(tmp_path):
     agreement = write_lines(tmp_path / "a.jsonl", [{"item": f"x{i}", "agreement": a} for i, a in enumerate([1.0, 1.0, 0.6, 0.6])])
     real = write_lines(tmp_path / "real.jsonl", [{"id": f"x{i}", "label": "a", "prediction": "a"} for i in range(4)])

@@ -18,7 +18,9 @@ from analysis.diversity import (
     diversity_scores,
     example_diversity,
     remote_clique,
+    remote_clique_per_item,
     top_k_similarity,
+    top_k_similarity_per_reference,
 )
 from analysis.embeddings import embed_texts
 from subjlab.data import load_split
@@ -105,6 +107,23 @@ def test_blocked_metrics_equal_the_full_matrix_for_any_block_size(block_size):
     assert remote_clique(emb) == pytest.approx(rc, abs=1e-5)
     assert chamfer(emb, block_size) == pytest.approx(ch, abs=1e-5)
     assert top_k_similarity(ref, emb, 5, block_size) == pytest.approx(topk, abs=1e-5)
+
+
+def test_per_item_values_are_the_rows_of_the_full_matrix_and_average_to_the_metrics():
+    rng = np.random.default_rng(5)
+    emb = rng.standard_normal((60, 16))
+    ref = rng.standard_normal((25, 16))
+    dist = cdist(emb, emb, metric="cosine")
+    per_item = remote_clique_per_item(emb)
+    assert per_item == pytest.approx((dist.sum(axis=1) - np.diag(dist)) / 59, abs=1e-6)
+    assert per_item.mean() == pytest.approx(remote_clique(emb), abs=1e-7)
+    per_ref = top_k_similarity_per_reference(ref, emb, 5, block_size=4)
+    assert per_ref == pytest.approx(np.sort(1.0 - cdist(ref, emb, metric="cosine"), axis=1)[:, -5:].mean(axis=1), abs=1e-6)
+    report = diversity_report(emb, reference=ref, per_item=True)
+    assert report.remote_clique_items == pytest.approx(tuple(per_item), abs=1e-9)
+    assert report.similarity_top5_items == pytest.approx(tuple(per_ref), abs=1e-6)
+    assert "remote_clique_items" not in json.dumps(report.to_dict())  # the CLI's JSON stays as it was
+    assert diversity_report(emb).remote_clique_items is None
 
 
 def test_auto_block_keeps_one_block_near_64_mib():

@@ -31,9 +31,12 @@ def test_packaged_demo_config_validates_with_four_tasks_and_the_local_backend():
     assert config.generation.backend == "local"
     assert config.training.backbones == ("minilm",)
     assert config.conditions == CONDITIONS
-    assert config.generation.per_label == 12 and config.data.train_per_label == 100
-    assert config.training.min_steps == 20
+    assert config.generation.per_label == 8 and config.data.train_per_label == 80
+    assert config.generation.few_shot_k == 2 and config.generation.options["max_tokens"] == 40
+    assert config.training.min_steps == 12
     assert config.training.max_length == 64
+    # sized for the report's intervals: every bundled test text, two seeds
+    assert config.data.test_per_label == 200 and config.train_seeds() == (13, 14)
     preflight(config)  # every GenerationConfig / TrainConfig it implies is valid
 
 
@@ -55,6 +58,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path):
     assert config.train_seeds() == (13,)
     assert config.data.train_per_label == 150
     assert config.evaluation.gammas == (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    assert config.evaluation.bootstrap == 2000
     assert config.judgments is None
 
 
@@ -68,6 +72,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path):
         (MINIMAL + "[training]\nepoch = 2\n", "training.epoch", "unknown key"),
         (MINIMAL + "[generation]\nbackend = 'hf'\n", "generation.backend", "must be one of local, openai"),
         (MINIMAL + "[evaluation]\ngammas = [0.5, 1.5]\n", "evaluation.gammas[1]", "[0, 1]"),
+        (MINIMAL + "[evaluation]\nbootstrap = 50\n", "evaluation.bootstrap", ">= 200"),
         (MINIMAL + "[data]\ntrain_per_label = 5\nsmall_real_per_label = 9\n", "data.small_real_per_label", "must not exceed"),
         ("[study]\nname = 'x'\ntasks = ['sms_spam']\nconditions = ['real', 'gpt']\n", "study.conditions[1]", "unknown condition"),
         ("[study]\nname = 'x'\ntasks = ['sms_spam']\njudgments = 'missing.jsonl'\n", "study.judgments", "no such file"),
@@ -164,3 +169,29 @@ def test_task_wording_keys_generation_but_not_the_real_data(tmp_path):
     assert data_step(config, task, base).key() == data_step(config, reworded, base).key()
     assert generate_step(config, task, base, "zero_shot", None)[0].key() != \
         generate_step(config, reworded, base, "zero_shot", None)[0].key()
+
+
+def test_every_problem_of_a_config_is_named_on_its_own_line(tmp_path):
+    path = write(tmp_path, MINIMAL + "[training]\nepochs = 0\nbatch_size = 'a'\n[data]\nfoo = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    lines = str(info.value).splitlines()
+    assert lines == [
+        f"{path}: key 'data.foo': unknown key; allowed here: train_per_label, test_per_label, small_real_per_label",
+        f"{path}: key 'training.epochs': must be an integer >= 1, got 0",
+        f"{path}: key 'training.batch_size': must be an integer, got str 'a'",
+    ]
+    assert info.value.key == "data.foo"
+
+
+def test_snapshot_holds_every_setting_with_resolved_paths_and_task_names(tmp_path):
+    (tmp_path / "j.jsonl").write_text('{"left": "a", "right": "b", "winner": "a"}\n', encoding="utf-8")
+    path = write(tmp_path, MINIMAL.replace("[study]\n", "[study]\njudgments = 'j.jsonl'\n")
+                 + "[training]\nseeds = [3, 3, 4]\n[generation.options]\nmax_tokens = 40\n")
+    snap = load_config(path).snapshot()
+    assert list(snap) == ["name", "path", "tasks", "task_refs", "seed", "conditions", "judgments", "judgments_study",
+                          "database_url", "llm_judgments", "data", "generation", "training", "evaluation"]
+    assert snap["tasks"] == ["sms_spam"] and snap["judgments"] == tmp_path / "j.jsonl" and snap["path"] == path
+    assert snap["data"] == {"train_per_label": 150, "test_per_label": 70, "small_real_per_label": 10, "data_dir": None}
+    assert snap["training"]["seeds"] == (3, 4) and snap["generation"]["options"] == {"max_tokens": 40}
+    assert list(snap["evaluation"]) == ["gammas", "diversity", "bootstrap", "agreement", "labels"]

@@ -84,6 +84,7 @@ def test_first_run_runs_every_step_and_prints_progress_report_path_and_table(stu
     assert " (CPU " in result.output  # every step that ran reports its CPU time beside its wall time
     assert f"[{total}/{total}] " in result.output
     assert "Macro-F1 (%) on the real test split, backbone minilm" in result.output
+    assert "Findings of the paper, judged by 95% intervals: " in result.output
     assert f"report: {run_dir / 'report.html'}" in result.output
     log = read_log(run_dir / "steps.jsonl")
     assert len(log) == total and {r.status for r in log} == {"ran"}
@@ -119,10 +120,28 @@ def test_report_has_table_one_gamma_curves_diversity_and_the_no_judgments_box(st
     cells = {c["condition"]: c for c in results["performance"]}
     assert set(cells) == set(CONDITIONS)
     real = cells["real"]
-    assert f"| financial_phrasebank | - | {real['macro_f1'] * 100:.1f} |" in md
+    ci = real["macro_f1_interval"]
+    assert ci["low"] <= real["macro_f1"] <= ci["high"] and ci["level"] == 0.95
+    assert (f"| financial_phrasebank | - | 18 | {real['macro_f1'] * 100:.1f} [{ci['low'] * 100:.1f}, "
+            f"{ci['high'] * 100:.1f}] |") in md
+    # the cell's value is the model's own test Macro-F1 (training's metrics.json), the interval around it
+    metrics = json.loads((runs / "mini" / "financial_phrasebank" / "real" / "train-minilm-s3" / "metrics.json").read_text())
+    assert real["macro_f1"] == pytest.approx(metrics["macro_f1"]) and real["accuracy"] == pytest.approx(metrics["accuracy"])
+    # every real − synthetic gap has a paired interval; Findings judge the order by them
+    gaps = [c for c in results["contrasts"] if c["kind"] == "gap"]
+    assert {(c["b"], c["metric"]) for c in gaps} == {(c, m) for c in CONDITIONS[1:] for m in ("macro_f1", "accuracy")}
+    assert "### Real − synthetic gaps" in md and "## Findings" in md
+    verdicts = {f["claim"]: f["verdict"] for f in results["findings"]}
+    assert set(verdicts) >= {"real > few-shot > zero-shot (Macro-F1)", "the real − synthetic gap grows with task subjectivity",
+                             "real data is the most diverse (Remote Clique)"}
+    assert set(verdicts.values()) <= {"supported", "contradicted", "undetermined"}
+    # γ points carry bands
+    curve = next(c for c in results["curves"] if c["condition"] == "real")
+    assert all(b["accuracy"]["low"] <= s["accuracy"] <= b["accuracy"]["high"]
+               for s, b in zip(curve["scores"], curve["bands"]) if s["n"])
     assert "Task subjectivity is not measured in this run" in md and 'id="no-judgments"' in html
     assert "### financial_phrasebank (minilm)" in md and "Financial PhraseBank's per-sentence agreement" in md
-    assert md.count("| financial_phrasebank | ") >= 2 + 4  # two Table-1 tables + four diversity rows
+    assert md.count("| financial_phrasebank | ") >= 2 + 2 + 4  # two Table-1 tables, two gap tables, four diversity rows
     assert html.count("data:image/png;base64,") == 1  # the γ plot
     assert "SmolLM2-135M-Instruct" in md  # provenance names the generator
 

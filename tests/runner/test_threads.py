@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from subjlab.cli import cli
-from subjlab.runner.util import auto_threads, usable_cores
+from subjlab.runner.threads import auto_threads, usable_cores
 
 
 def test_an_idle_machine_gets_a_thread_per_core():
