@@ -9,7 +9,7 @@ One module per algorithm family, plain functions where there is no state and est
 - `stopping`: how settled a ranking is, and whether to stop paying for judgments (`StoppingRule`).
 - `placement`: placing a new task on an existing scale (`place_task`).
 - `agreement`: per-item agreement a_i, Fleiss' kappa, Krippendorff's alpha (`AgreementAnalyzer`, `item_agreement`).
-- `data_agreement`: the same from a dataset's own human ratings or agreement levels (`data_agreement`).
+- `data_agreement`: the same from a dataset's own human ratings or agreement levels (`data_agreement.data_agreement`).
 - `evaluation`: accuracy and Macro-F1 stratified by agreement γ (`stratified_scores`, `score`).
 - `intervals`: bootstrap intervals for scores, paired gaps, γ subsets, pooled over seeds.
 - `embeddings`: sentence embeddings with an on-disk cache (`Embedder`, `embed_texts`).
@@ -27,7 +27,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-#: public name -> the module that defines it
+#: public name -> the module that defines it (never a module's own name: importing the module would
+#: replace the attribute)
 _PUBLIC = {
     "BradleyTerryRanker": "ranking", "RankedTask": "ranking", "fit_scores": "ranking", "win_matrix": "ranking",
     "ActivePairSelector": "pair_selection", "SuggestedPair": "pair_selection",
@@ -36,7 +37,7 @@ _PUBLIC = {
     "Placement": "placement", "place_task": "placement",
     "AgreementAnalyzer": "agreement", "AgreementReport": "agreement", "ItemAgreement": "agreement",
     "item_agreement": "agreement", "fleiss_kappa": "agreement", "krippendorff_alpha_nominal": "agreement",
-    "DataAgreement": "data_agreement", "data_agreement": "data_agreement",
+    "DataAgreement": "data_agreement",
     "Score": "evaluation", "GammaScore": "evaluation", "score": "evaluation", "stratified_scores": "evaluation",
     "Estimate": "intervals", "score_estimate": "intervals", "difference_estimate": "intervals",
     "gamma_estimates": "intervals",

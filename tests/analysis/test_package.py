@@ -23,3 +23,12 @@ def test_importing_the_package_loads_no_numerical_library():
     code = "import sys, analysis; print(sorted(m for m in ('numpy', 'scipy', 'torch', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_no_public_name_is_also_a_module_name():
+    import pkgutil
+
+    import analysis
+
+    modules = {m.name for m in pkgutil.iter_modules(analysis.__path__)}
+    assert not set(analysis.__all__) & modules
