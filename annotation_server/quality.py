@@ -311,26 +311,17 @@ def load_study_data(db_url: str, study: str, exclude_flagged: bool = True, rules
     lists the flagged workers. Raises ValueError for an unknown study or a database not at the schema head.
     """
     from annotation_server import reports
-    from annotation_server.db import make_engine, session_scope
     from annotation_server.export import export_records
-    from annotation_server.schema import check_at_head
+    from annotation_server.schema import migrated_session
     from annotation_server.studies import get_study
 
-    engine = make_engine(db_url, pool_size=1)
-    try:
-        try:
-            check_at_head(engine)
-        except RuntimeError as exc:
-            raise ValueError(str(exc)) from None
-        with session_scope(engine) as db:
-            row = get_study(db, study)
-            what = "labels" if row.kind == "labeling" else "judgments"
-            records = export_records(db, row.name, what)
-            qualities = worker_quality(db, row.name, attention_prefix)
-            kind = row.kind
-            unconfirmed = reports.unconfirmed_sessions(db, row.name)["unconfirmed"]
-    finally:
-        engine.dispose()
+    with migrated_session(db_url) as db:
+        row = get_study(db, study)
+        what = "labels" if row.kind == "labeling" else "judgments"
+        records = export_records(db, row.name, what)
+        qualities = worker_quality(db, row.name, attention_prefix)
+        kind = row.kind
+        unconfirmed = reports.unconfirmed_sessions(db, row.name)["unconfirmed"]
     flagged = flag_workers(qualities, rules)
     kept, report = exclude_records(records, flagged, study, kind, apply=exclude_flagged)
     return kept, replace(report, unconfirmed_records=sum(s["answers"] for s in unconfirmed),

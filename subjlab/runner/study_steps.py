@@ -27,23 +27,13 @@ def export_study_judgments(study: str, database_url: str | None, out_dir: Path) 
     """Export the judgments of a pairwise study from the annotation database to a JSONL file under
     `out_dir`; return (its path, a description of where they came from). ValueError when the study
     is unknown, not pairwise, empty, or the database is not migrated."""
-    import os
-
-    from annotation_server.db import make_engine, session_scope
+    from annotation_server.db import resolve_url
     from annotation_server.export import export_records
-    from annotation_server.schema import check_at_head
+    from annotation_server.schema import migrated_session
 
-    url = database_url or os.environ.get("SUBJLAB_DATABASE_URL") or "sqlite:///subjlab.db"
-    engine = make_engine(url, pool_size=1)
-    try:
-        try:
-            check_at_head(engine)
-        except RuntimeError as exc:
-            raise ValueError(f"{url}: {exc}") from None
-        with session_scope(engine) as db:
-            records = export_records(db, study, "judgments")
-    finally:
-        engine.dispose()
+    url = resolve_url(database_url)
+    with migrated_session(url) as db:
+        records = export_records(db, study, "judgments")
     if not records:
         raise ValueError(f"study {study!r} in {url} has no judgments yet; collect some first (subjlab serve)")
     path = out_dir / f"crowd-judgments-{slug(study)}.jsonl"
