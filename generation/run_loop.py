@@ -112,6 +112,7 @@ class GenerationRun:
                     responses = await dispatcher.gather(len(planned), hits, calls)
                     self.summary.rounds += 1
                     records = self.committer.commit_round(lanes, planned, responses, origins, tracked, file_count)
+                    self.scheduler.observe(len(planned), len(records))
                     await self._persist(writer, records)
                     written += len(records)
                     bar.update(len(records))

@@ -39,3 +39,15 @@ def test_a_stalled_conversation_is_abandoned_and_counted_only_while_its_label_ne
     assert going_on == [] and summary.abandoned_conversations == 1  # spam needed nothing: not counted
     ham.stalled = 1
     assert scheduler.going_on([ham], {"ham": 1, "spam": 0}) == [ham]
+
+
+def test_lanes_follow_the_yield_of_committed_rounds():
+    scheduler, _ = _scheduler(diversity_every=0, conversations=16)
+    assert scheduler.expected_yield() == 1.0 and scheduler.requests_for(2) == 2  # no round yet: a lane per text
+    scheduler.observe(answered=11, texts=3)  # the filters kept about one reply in three
+    assert scheduler.expected_yield() == 4 / 12
+    assert scheduler.requests_for(2) == 6 and scheduler.requests_for(0) == 0
+    lanes = scheduler.assign([], {"ham": 2, "spam": 1}, {"ham": 0, "spam": 0})
+    assert Counter(lane.label for lane in lanes) == {"ham": 6, "spam": 3}
+    scheduler.observe(answered=100, texts=100)  # every reply kept from then on: back towards a lane per text
+    assert scheduler.requests_for(2) == 3
