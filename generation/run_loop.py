@@ -111,8 +111,11 @@ class GenerationRun:
                         self.sender.send(lanes, hits, calls, tracked, next_index)
                     responses = await dispatcher.gather(len(planned), hits, calls)
                     self.summary.rounds += 1
+                    accepted_before = sum(tracked.values())
                     records = self.committer.commit_round(lanes, planned, responses, origins, tracked, file_count)
-                    self.scheduler.observe(len(planned), len(records))
+                    # texts this round accepted, those an earlier run already wrote included, so that
+                    # a resumed run replays the same lanes
+                    self.scheduler.observe(len(planned), sum(tracked.values()) - accepted_before)
                     await self._persist(writer, records)
                     written += len(records)
                     bar.update(len(records))
