@@ -3,7 +3,6 @@ demo study, and pairwise objectivity judgments made by an LLM."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -72,11 +71,12 @@ def _set_threads(threads: int | None) -> None:
 def _set_study_threads(threads: int | None) -> None:
     """Set torch's threads for a study: `threads`, else `auto_threads()` (announced on stdout)."""
     if threads is None:
-        from subjlab.runner.threads import auto_threads, usable_cores
+        from subjlab.runner.threads import SAMPLE_SECONDS, auto_threads, busy_cores, usable_cores
 
-        load = os.getloadavg()[0]
-        threads = auto_threads(load=load)
-        _echo(f"torch threads: {threads} ({usable_cores()} cores, load average {load:.1f} at start; --threads N to choose)")
+        busy = busy_cores()
+        threads = auto_threads(busy=busy)
+        _echo(f"torch threads: {threads} ({usable_cores()} cores, {busy:.1f} busy with other work over "
+              f"{SAMPLE_SECONDS:g} s at start; --threads N to choose)")
     _set_threads(threads)
 
 
