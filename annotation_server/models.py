@@ -224,6 +224,14 @@ class Assignment(Base, table=True):
         Index("ix_assignment_leased", "study_id", "lease_expires",
               sqlite_where=text("status = 'leased' AND gold_id IS NULL"),
               postgresql_where=text("status = 'leased' AND gold_id IS NULL")),
+        # SQLite only (migration 0006): the answered regular slots' times by worker, so the worker table's
+        # medians read one index instead of a row per answer. Not on PostgreSQL, where an index whose
+        # predicate reads `status` would make answering a non-HOT update. `info["dialects"]` is read by
+        # `schema.include_object` (autogenerate comparisons) and the DDL condition by `create_all`.
+        Index("ix_assignment_answer_times",
+              "study_id", "worker_id", "leased_at", "answered_at", "status", "gold_id",
+              sqlite_where=text("status = 'answered' AND gold_id IS NULL"),
+              info={"dialects": ("sqlite",)}).ddl_if(dialect="sqlite"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)

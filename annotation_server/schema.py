@@ -59,6 +59,16 @@ def upgrade(url: str, revision: str = "head") -> str:
         engine.dispose()
 
 
+def include_object(dialect: str):
+    """An Alembic `include_object` hook for autogenerate comparisons on `dialect`: leaves out the schema
+    objects the models mark as belonging to other databases only (`info={"dialects": (...)}`, e.g. the
+    SQLite-only index of migration 0006)."""
+    def include(obj, name, type_, reflected, compare_to) -> bool:
+        dialects = getattr(obj, "info", {}).get("dialects") or getattr(compare_to, "info", {}).get("dialects")
+        return not dialects or dialect in dialects
+    return include
+
+
 def downgrade(url: str, revision: str) -> None:
     """Migrate the database at `url` down to `revision` ("base" drops everything)."""
     command.downgrade(alembic_config(url), revision)

@@ -6,6 +6,7 @@ from alembic import context
 
 from annotation_server.db import make_engine
 from annotation_server.models import metadata
+from annotation_server.schema import include_object
 import annotation_server.mturk.models  # noqa: E402,F401  (registers the crowd-platform tables on `metadata`)
 
 config = context.config
@@ -17,6 +18,7 @@ def _run(connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

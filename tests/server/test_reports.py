@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 
+from sqlalchemy import event
+
+from annotation_server.state import get_state
 from subjlab.data import load_split
 from subjlab.tasks import REGISTRY
 
@@ -83,3 +86,35 @@ def test_worker_table_gives_each_workers_median_seconds_from_lease_to_answer(mak
     rows = {w["worker_id"]: w for w in api.admin_get("/studies/ms/workers").json["workers"]}
     assert rows["fast"]["median_seconds"] == 2.5 and rows["slow"]["median_seconds"] == 10.125
     assert [w["worker_id"] for w in api.admin_get("/studies/ms/workers?limit=1").json["workers"]] == ["slow"]
+
+
+def test_worker_table_medians_on_sqlite_read_only_the_answer_times_index(make_app, clock, api_client):
+    """The medians of a page of workers come out of the covering index of migration 0006, a worker's
+    answers side by side, with no lookup of a slot row per answer (257 ms at a million slots without it)."""
+    app = make_app(db="sqlite", CLOCK=clock)
+    api = api_client(app)
+    api.create_study(name="ix", kind="labeling", task="humor", labels_per_item=2)
+    assert api.add_items("ix", examples=[{"id": f"t{i}", "text": f"joke {i}"} for i in range(3)]).status == 201
+    for worker in ("a", "b"):
+        token = api.session("ix", worker)
+        r = api.next("ix", token)
+        clock.advance(3.0)
+        assert api.answer(r.json["assignment"], token, label=r.json["labels"][0]).status == 201
+    engine = get_state(app).engine
+    statements = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if "julianday" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        rows = api.admin_get("/studies/ix/workers?limit=10").json["workers"]
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    assert [w["median_seconds"] for w in rows] == [3.0, 3.0]
+    assert len(statements) == 1
+    statement, parameters = statements[0]
+    with engine.connect() as conn:
+        plan = " | ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+    assert "USING COVERING INDEX ix_assignment_answer_times" in plan, plan
