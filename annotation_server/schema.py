@@ -69,6 +69,19 @@ def include_object(dialect: str):
     return include
 
 
+def model_differences(conn) -> list:
+    """Return what Alembic's autogenerate finds between the database on `conn` and the models
+    (`annotation_server.models.metadata`, types compared, objects of other databases left out): [] when
+    the migrations built exactly the models' schema."""
+    from alembic.autogenerate import compare_metadata
+
+    from annotation_server.models import metadata
+
+    context = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                     "include_object": include_object(conn.dialect.name)})
+    return compare_metadata(context, metadata)
+
+
 def downgrade(url: str, revision: str) -> None:
     """Migrate the database at `url` down to `revision` ("base" drops everything)."""
     command.downgrade(alembic_config(url), revision)
