@@ -145,6 +145,7 @@ def report_view(report: StudyReport, rerun_command: str) -> dict[str, Any]:
         "notes": list(report.notes),
         "table1": table_one(report),
         "seeds": len(p.seeds),
+        "synthetic": any(c != "real" for c in report.conditions),
         "intervals": report.intervals,
         "gaps": gap_tables(report),
         "findings": [[f.claim, f.scope, f.verdict, f.evidence] for f in _ordered_findings(report)],

@@ -329,3 +329,17 @@ def test_markdown_escapes_what_it_shows_and_code_spans_hold_any_text(tmp_path):
     assert "> a &lt;b>bold&lt;/b> \\| pipe and a new line" in md
     assert "<b>" not in md and "Study `unit` from ``my`odd`<config>.toml``" in md
     assert md_code("`x`") == "`` `x` ``" and md_code("a") == "`a`"
+
+
+def test_synthetic_columns_say_their_intervals_leave_out_the_randomness_of_generation(tmp_path):
+    """One generated set per task and condition: the report says its intervals do not cover another draw
+    of texts (the demo's few-shot/zero-shot order changed between two runs); a real-only study says nothing."""
+    files = write_report(build(), tmp_path / "both")
+    for text in (files.markdown.read_text(encoding="utf-8"), files.html.read_text(encoding="utf-8")):
+        assert ("The synthetic columns come from one generated set per task and condition: their intervals "
+                "cover the test items, not the randomness of generation") in text  # one training seed here
+    real_only = replace(build(), conditions=("real",),
+                        performance=tuple(c for c in build().performance if c.condition == "real"))
+    files = write_report(real_only, tmp_path / "real")
+    for text in (files.markdown.read_text(encoding="utf-8"), files.html.read_text(encoding="utf-8")):
+        assert "Table 1" in text and "one generated set" not in text
