@@ -47,9 +47,24 @@ from annotation_server.studies import (
 )
 
 
+class MissingTaskData(ApiError):
+    """422: tasks with no example texts of their own whose training data is neither bundled with subjlab
+    nor in the data directory; the message says how to get it, for all such tasks at once."""
+
+    def __init__(self, names: Sequence[str]):
+        self.names = tuple(names)
+        one = len(names) == 1
+        which = f"task {names[0]!r} has" if one else f"tasks {', '.join(repr(n) for n in names)} have"
+        super().__init__(422, f"{which} no example texts and no data here (<task>/train.jsonl is neither bundled "
+                              f"with subjlab nor in the data directory): fetch {'it' if one else 'them'} with "
+                              f"`subjlab data fetch {' '.join(names)} --out DIR`, then pass --data DIR (or start the "
+                              "server with SUBJLAB_DATA=DIR), or give 'examples' in the task spec", "tasks")
+
+
 def sample_examples(spec: TaskSpec, n: int, data_dir: str | Path | None = None, seed: int = 0) -> list[str]:
     """Return `n` example texts of a task: its own `examples`, else a seeded sample of its train data
-    spread over the labels (via `subjlab.data.load_split`). ApiError 422 if neither exists."""
+    spread over the labels (via `subjlab.data.load_split`). MissingTaskData (422) if neither exists,
+    ApiError 422 if the data cannot be read."""
     if spec.examples:
         return list(spec.examples[:n])
     from subjlab.data import load_split
@@ -60,8 +75,7 @@ def sample_examples(spec: TaskSpec, n: int, data_dir: str | Path | None = None, 
     try:
         rows = load_split(spec, "train", data_dir, limit_per_label=max(1, math.ceil(n / len(spec.labels))), seed=seed)
     except FileNotFoundError:
-        raise ApiError(422, f"task {spec.name!r} has no example texts and its data ({where}) was not found; "
-                            "give 'examples' in the task spec", "tasks") from None
+        raise MissingTaskData([spec.name]) from None
     except RecordError as exc:
         line = f" at line {exc.line}" if exc.line else ""
         field = f" (field {exc.field!r})" if exc.field else ""
@@ -98,10 +112,20 @@ def add_tasks(db: Session, study: Study, specs: Sequence[TaskSpec], data_dir: st
         if spec.name in existing or spec.name in seen:
             raise ApiError(409, f"tasks[{i}]: task {spec.name!r} is already in study {study.name!r}", f"tasks[{i}]")
         seen.add(spec.name)
+    examples: dict[str, list[str]] = {}
+    missing: list[str] = []
+    for spec in specs:  # every task's examples first, so one error names all the tasks missing data
+        try:
+            examples[spec.name] = sample_examples(spec, study.examples_per_task or DEFAULT_EXAMPLES_PER_TASK,
+                                                  data_dir, seed)
+        except MissingTaskData:
+            missing.append(spec.name)
+    if missing:
+        raise MissingTaskData(missing)
     new_tasks = []
     for spec in specs:
-        examples = sample_examples(spec, study.examples_per_task or DEFAULT_EXAMPLES_PER_TASK, data_dir, seed)
-        task = StudyTask(study_id=study.id, key=spec.name, spec=spec.to_dict(), examples=examples, created_at=now)
+        task = StudyTask(study_id=study.id, key=spec.name, spec=spec.to_dict(), examples=examples[spec.name],
+                         created_at=now)
         db.add(task)
         new_tasks.append(task)
     db.flush()

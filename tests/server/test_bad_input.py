@@ -242,7 +242,7 @@ def test_a_malformed_task_data_file_is_422_and_no_error_reveals_a_server_path(ma
     assert api.create_study(name="pw", kind="pairwise", judgments_per_pair=2).status == 201
     before = db_rows(app)
     for task, expected in (("sms_spam", "sms_spam/train.jsonl is malformed at line 2"),
-                           ("humor", "humor/train.jsonl"), ("imdb", "imdb/train.jsonl) was not found")):
+                           ("humor", "humor/train.jsonl"), ("imdb", "task 'imdb' has no example texts and no data here")):
         r = api.add_items("pw", tasks=[task, "ag_news"] if task != "imdb" else [task])
         _assert_error(r, 422, expected)
         assert str(tmp_path) not in r.text and "private-data-dir" not in r.text, r.text

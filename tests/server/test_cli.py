@@ -67,6 +67,41 @@ def test_bad_study_options_are_reported_without_traceback(tmp_path):
     assert r.exit_code == 2 and "unknown study" in r.output
 
 
+def _contents(path) -> dict[str, list[tuple]]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: sorted(conn.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
+
+
+def test_adding_tasks_without_their_data_names_every_missing_task_and_how_to_fetch_it(tmp_path, task_data):
+    """A fresh clone bundles four tasks' data: `--all-tasks` (the paper's ten) stops before writing
+    anything and names every task whose data must be fetched first, not just the first one."""
+    path = tmp_path / "x.db"
+    db = f"sqlite:///{path}"
+    run("db", "upgrade", "--db", db)
+    run("study", "create", "obj", "--kind", "pairwise", "--db", db)
+    before = _contents(path)
+    r = run("study", "add", "obj", "--all-tasks", "--data", str(task_data), "--db", db, ok=False)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    message = " ".join(r.output.split())
+    bundled = {d.name for d in task_data.iterdir() if (d / "train.jsonl").is_file()}
+    paper = ["ag_news", "imdb", "sms_spam", "financial_phrasebank", "reddit_emotion", "fewrel", "tweet_irony",
+             "tweet_emotion", "sarcasm_news", "humor"]
+    missing = [t for t in paper if t not in bundled]
+    assert missing and "sms_spam" in bundled
+    assert f"tasks {', '.join(repr(t) for t in missing)} have no example texts" in message
+    assert "'sms_spam'" not in message
+    assert f"subjlab data fetch {' '.join(missing)} --out DIR" in message and "--data DIR" in message
+    assert _contents(path) == before
+    r = run("study", "add", "obj", "--task", "ag_news", "--data", str(task_data), "--db", db, ok=False)
+    assert "task 'ag_news' has no example texts" in r.output and "subjlab data fetch ag_news --out DIR" in r.output
+    assert _contents(path) == before
+    assert "added 2 tasks" in run("study", "add", "obj", "--task", "sms_spam", "--task", "humor",
+                                  "--data", str(task_data), "--db", db).output
+
+
 def test_serve_help_explains_the_options():
     out = run("serve", "--help").output
     for word in ("--db", "--host", "--port", "--workers", "gunicorn", "SUBJLAB_ADMIN_TOKEN"):
