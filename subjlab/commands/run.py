@@ -160,8 +160,9 @@ def demo(runs_dir: str, judgments: str | None, judgments_study: str | None, db_u
     and tweet sarcasm's test texts gives the accuracy-by-γ curves. Zero-shot data from conversations
     with the paper's diversity prompt, few-shot data from real demonstrations (the packaged
     SmolLM2-135M-Instruct); all-MiniLM-L6-v2 classifiers, two seeds; every number of the report with
-    a 95% interval, and a Findings section. Offline, CPU only; generation takes most of the time. A
-    second run reuses every finished step (and --resume continues one that was interrupted).
+    a 95% interval, and a Findings section. Offline, CPU only: about 13 minutes cold on an idle 2-core
+    machine, generation a little over half of it. A second run reuses every finished step (and
+    --resume continues one that was interrupted).
 
     Task subjectivity needs real crowd judgments: without --judgments (or --judgments-study) the
     report says so and how to collect them (`subjlab study ...`, `subjlab serve`, `subjlab rank`).
