@@ -30,6 +30,8 @@ Layout (every table optional except `[study]`; defaults in parentheses)::
     base_url = ""                       # OpenAI-compatible endpoint (openai backend)
     per_label = 32                      # synthetic texts per label (32)
     few_shot_k = 3                      # real demonstrations per few-shot prompt (3)
+    set_per_seed = false                # a synthetic set per training seed, generated with that seed,
+                                        # so the intervals cover the randomness of generation (false)
     [generation.options]                # any further GenerationConfig field, by name
 
     [training]
@@ -214,6 +216,10 @@ class GenerationSettings(Table):
     base_url: Text = ""
     per_label: Count = 32
     few_shot_k: Count = 3
+    #: One synthetic set per training seed, generated with that seed (each model of a synthetic condition
+    #: then trains on its own draw of texts, and the seed spread pooled into every interval includes the
+    #: spread between draws); false: one set per task and mode, generated with the study seed.
+    set_per_seed: Flag = False
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("backend")
@@ -364,6 +370,11 @@ class StudyConfig(Table):
     def train_seeds(self) -> tuple[int, ...]:
         """Return the training seeds ([training] seeds, else the study seed)."""
         return self.training.seeds or (self.seed,)
+
+    def draws(self) -> tuple[int | None, ...]:
+        """Return the synthetic sets per task and mode, by the seed each is generated with: the training
+        seeds with [generation] set_per_seed, else one set, `None` (generated with the study seed)."""
+        return self.train_seeds() if self.generation.set_per_seed else (None,)
 
     def snapshot(self) -> dict[str, Any]:
         """Return the settings as the run folder's study.json has them (paths resolved, tasks by name)."""

@@ -5,8 +5,9 @@ Per task (folders under `runs/<study>/<task>/`):
 - `real/data`           the real train slice, the test slice and the small real set (seeded samples)
 - `real/agreement`      per-instance agreement of the test slice, where it exists (the test split's
                         own human ratings or documented levels, or an agreement / crowd-labels file)
-- `zero_shot/generate`, `few_shot/generate`   synthetic data (generation engine)
-- `small_real_few_shot/data`                  the small real set + the few-shot synthetic data
+- `zero_shot/generate`, `few_shot/generate`   synthetic data (generation engine); with [generation]
+                                              set_per_seed one set per training seed, `generate-s<seed>`
+- `small_real_few_shot/data`                  the small real set + the few-shot synthetic data (`data-s<seed>`)
 - `<condition>/train-<backbone>-s<seed>`      a classifier per condition, backbone and seed, evaluated
                                               on the real test slice (metrics.json, predictions.jsonl)
 - `<condition>/diversity`                      Remote Clique / Chamfer, and top-5 similarity to real
@@ -42,6 +43,7 @@ from subjlab.runner.task_steps import (
     agreement_step,
     data_step,
     diversity_step,
+    draw_suffix,
     generate_step,
     generation_config,
     make_agreement,
@@ -84,9 +86,10 @@ def count_steps(config: StudyConfig, tasks: Sequence[TaskSpec] | None = None) ->
         n += 1  # real/data
         has_agreement = agreement_kind(config, task) is not None
         n += 1 if has_agreement else 0
-        n += 1 if "zero_shot" in conds else 0
-        n += 1 if ("few_shot" in conds or "small_real_few_shot" in conds) else 0
-        n += 1 if "small_real_few_shot" in conds else 0
+        draws = len(config.draws())
+        n += draws if "zero_shot" in conds else 0
+        n += draws if ("few_shot" in conds or "small_real_few_shot" in conds) else 0
+        n += draws if "small_real_few_shot" in conds else 0
         n += len(conds) * per_model
         n += len(conds) if config.evaluation.diversity else 0
         n += len(conds) * len(config.training.backbones) if has_agreement else 0
@@ -221,27 +224,40 @@ def _run_task(config: StudyConfig, task: TaskSpec, run_dir: Path, runner: StepRu
     if kind is not None:
         agreement = run(agreement_step(config, task, base, real, kind), lambda w: make_agreement(config, task, real, kind, w))
 
-    generated: dict[str, StepResult] = {}
-    if "zero_shot" in conds:
-        generated["zero_shot"] = run(*generate_step(config, task, base, "zero_shot", real))
-    if "few_shot" in conds or "small_real_few_shot" in conds:
-        generated["few_shot"] = run(*generate_step(config, task, base, "few_shot", real))
-    for mode, res in generated.items():
-        train_files[mode] = res.path("data.jsonl")
-        out.generation_models.add(str(res.meta['model']))
-        if not res.meta.get("complete", True):
-            out.incomplete.append(f"{task.name} {mode}: generation stopped ({res.meta.get('stopped')}) with "
-                                  f"{res.meta.get('per_label')} clean texts per label of {res.meta.get('per_label_target')} "
-                                  "asked for; its models trained on what there was.")
+    # the synthetic training sets, by condition and draw (`config.draws()`: one set, or one per training seed)
+    draws = config.draws()
+    synthetic: dict[str, dict[int | None, Path]] = {}
+    modes = [m for m in SYNTHETIC if m in conds or (m == "few_shot" and "small_real_few_shot" in conds)]
+    for mode in modes:
+        for draw in draws:
+            res = run(*generate_step(config, task, base, mode, real, draw))
+            synthetic.setdefault(mode, {})[draw] = res.path("data.jsonl")
+            out.generation_models.add(str(res.meta['model']))
+            if not res.meta.get("complete", True):
+                out.incomplete.append(f"{task.name} {mode}{draw_suffix(draw)}: generation stopped "
+                                      f"({res.meta.get('stopped')}) with {res.meta.get('per_label')} clean texts per "
+                                      f"label of {res.meta.get('per_label_target')} asked for; its models trained on "
+                                      "what there was.")
     if "small_real_few_shot" in conds:
-        mix = Step(
-            name=f"{task.name}/small_real_few_shot/data",
-            directory=base / "small_real_few_shot" / "data",
-            params={"step": STEP_VERSIONS["mix"]},
-            inputs={"small": real.path("small.jsonl"), "few_shot": train_files["few_shot"]},
-        )
-        mixed = run(mix, lambda w: mix_step_data(real.path("small.jsonl"), train_files["few_shot"], w))
-        train_files["small_real_few_shot"] = mixed.path("train.jsonl")
+        for draw in draws:
+            few_shot = synthetic["few_shot"][draw]
+            mix = Step(
+                name=f"{task.name}/small_real_few_shot/data{draw_suffix(draw)}",
+                directory=base / "small_real_few_shot" / f"data{draw_suffix(draw)}",
+                params={"step": STEP_VERSIONS["mix"]},
+                inputs={"small": real.path("small.jsonl"), "few_shot": few_shot},
+            )
+            mixed = run(mix, lambda w, f=few_shot: mix_step_data(real.path("small.jsonl"), f, w))
+            synthetic.setdefault("small_real_few_shot", {})[draw] = mixed.path("train.jsonl")
+
+    def training_set(cond: str, seed: int) -> Path:
+        """The set a model of `cond` with training seed `seed` trains on."""
+        if cond == "real":
+            return train_files["real"]
+        return synthetic[cond][seed if config.generation.set_per_seed else None]
+
+    for cond, sets in synthetic.items():  # diversity and similarity: of the first draw's set
+        train_files[cond] = sets[draws[0]]
 
     n_test = real.meta["test_size"]
     out.info = task_info(task, real.meta["train_size"], n_test)
@@ -250,7 +266,7 @@ def _run_task(config: StudyConfig, task: TaskSpec, run_dir: Path, runner: StepRu
         for backbone in config.training.backbones:
             trained = []
             for seed in config.train_seeds():
-                step, fn = train_step(config, task, base, cond, backbone, seed, train_files[cond], test_file)
+                step, fn = train_step(config, task, base, cond, backbone, seed, training_set(cond, seed), test_file)
                 trained.append(run(step, fn))
             out.trained[(cond, backbone)] = trained
             if agreement is not None:

@@ -146,6 +146,7 @@ def report_view(report: StudyReport, rerun_command: str) -> dict[str, Any]:
         "table1": table_one(report),
         "seeds": len(p.seeds),
         "synthetic": any(c != "real" for c in report.conditions),
+        "set_per_seed": p.synthetic_sets > 1,
         "intervals": report.intervals,
         "gaps": gap_tables(report),
         "findings": [[f.claim, f.scope, f.verdict, f.evidence] for f in _ordered_findings(report)],
@@ -162,7 +163,9 @@ def report_view(report: StudyReport, rerun_command: str) -> dict[str, Any]:
         "gamma": [_gamma_view(task, backbone, curves) for task, backbone, curves in _curve_groups(report)],
         "diversity": diversity_rows(report),
         "diversity_header": DIVERSITY_HEADER,
-        "diversity_note": DIVERSITY_NOTE,
+        "diversity_note": DIVERSITY_NOTE + (" With one synthetic set per training seed, the synthetic rows are "
+                                            f"those of the first seed's set (seed {p.seeds[0]})."
+                                            if p.synthetic_sets > 1 and p.seeds else ""),
         "provenance": provenance_rows(p),
         "steps": step_rows(p),
     }

@@ -199,6 +199,8 @@ class Provenance:
     packages: dict[str, str]
     steps: tuple[StepTiming, ...]
     platform: str = ""
+    #: synthetic training sets per task and mode: 1, or one per training seed ([generation] set_per_seed)
+    synthetic_sets: int = 1
 
 
 @dataclass(frozen=True)

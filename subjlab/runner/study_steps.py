@@ -138,6 +138,7 @@ def assemble_report(config: StudyConfig, results: dict[str, TaskResults], crowd,
         packages=package_versions(),
         steps=tuple(StepTiming(r.name, r.status, r.seconds, r.cpu_seconds) for r in records),
         platform=f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
+        synthetic_sets=len(config.draws()),
     )
     contrasts = tuple(c for r in rows.values() for c in r.contrasts)
     report = StudyReport(

@@ -128,8 +128,16 @@ def make_agreement(config: StudyConfig, task: TaskSpec, real: StepResult, kind, 
     return {"source": source, "covered": len(covered), "test_size": len(test)}
 
 
-def generate_step(config: StudyConfig, task: TaskSpec, base: Path, mode: str, real: StepResult):
-    """Return (Step, fn) generating `mode` data for `task` into data.jsonl (generation engine).
+def draw_suffix(draw: int | None) -> str:
+    """The step-name suffix of the synthetic set generated with seed `draw` ("" for the one set of a
+    study without [generation] set_per_seed)."""
+    return "" if draw is None else f"-s{draw}"
+
+
+def generate_step(config: StudyConfig, task: TaskSpec, base: Path, mode: str, real: StepResult,
+                  draw: int | None = None):
+    """Return (Step, fn) generating `mode` data for `task` into data.jsonl (generation engine), with
+    seed `draw` (`config.draws()`; None: the study seed).
 
     Few-shot demonstrations are drawn from the study's real training slice (not the whole training
     split), so the real data a few-shot model has seen is exactly what the report says.
@@ -137,12 +145,12 @@ def generate_step(config: StudyConfig, task: TaskSpec, base: Path, mode: str, re
     from generation.config import GenerationConfig
 
     g = config.generation
-    probe = generation_config(GenerationConfig, config, task, mode, None)
+    probe = generation_config(GenerationConfig, config, task, mode, None, draw)
     params = {k: v for k, v in probe.to_dict().items() if k not in _GENERATION_UNHASHED}
     inputs = {"demonstrations": real.path("train.jsonl")} if mode == "few_shot" else {}
     step = Step(
-        name=f"{task.name}/{mode}/generate",
-        directory=base / mode / "generate",
+        name=f"{task.name}/{mode}/generate{draw_suffix(draw)}",
+        directory=base / mode / f"generate{draw_suffix(draw)}",
         params={"step": STEP_VERSIONS["generate"], "config": params, "task": task.to_dict()},  # prompts use the whole spec
         inputs=inputs,
         versions=code_versions("subjlab", "transformers" if g.backend == "local" else "openai"),
@@ -160,7 +168,7 @@ def generate_step(config: StudyConfig, task: TaskSpec, base: Path, mode: str, re
                 raw = extra.pop("raw_label", None)  # load_split maps labels again: give it the raw value
                 rows.append(Example(id=ex.id, text=ex.text, label=raw if raw is not None else ex.label, extra=extra))
             write_records(pool_dir / task.data_name / "train.jsonl", rows)
-        cfg = generation_config(GenerationConfig, config, task, mode, pool_dir)
+        cfg = generation_config(GenerationConfig, config, task, mode, pool_dir, draw)
         summary = generate(cfg, work / "data.jsonl")
         if not summary.per_label or min(summary.per_label.values()) < 2:
             raise ValueError(f"{task.name} {mode}: generation produced too few clean texts to train on "
@@ -179,8 +187,10 @@ _GENERATION_UNHASHED = ("progress", "cache", "cache_path", "data_dir", "api_key"
                         "backoff_base", "backoff_max", "price_in", "price_out")
 
 
-def generation_config(cls, config: StudyConfig, task: TaskSpec, mode: str, data_dir: Path | None):
-    """Return a `cls` (GenerationConfig) for `task` and `mode` ("zero_shot"/"few_shot") from the study config."""
+def generation_config(cls, config: StudyConfig, task: TaskSpec, mode: str, data_dir: Path | None,
+                      draw: int | None = None):
+    """Return a `cls` (GenerationConfig) for `task` and `mode` ("zero_shot"/"few_shot") from the study
+    config, seeded with `draw` (None: the study seed)."""
     g = config.generation
     settings: dict[str, Any] = {
         "task": task,
@@ -190,7 +200,7 @@ def generation_config(cls, config: StudyConfig, task: TaskSpec, mode: str, data_
         "model": g.model or None,
         "base_url": g.base_url or None,
         "shots": g.few_shot_k,
-        "seed": config.seed,
+        "seed": config.seed if draw is None else draw,
         "data_dir": data_dir,
         "progress": True,
     }

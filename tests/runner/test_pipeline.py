@@ -253,3 +253,49 @@ def test_crowd_judgments_are_read_from_a_pairwise_study_in_the_database(study, t
     assert f"study 'objectivity' in {url} ({answered} judgments" in md
     with pytest.raises(ValueError, match="study 'nope'"):
         run_study(load_config(config), runs_dir=runs, judgments_study="nope", database_url=url, echo=quiet)
+
+
+def test_a_synthetic_set_per_seed_trains_each_model_on_its_own_draw_of_texts(tmp_path):
+    """[generation] set_per_seed: each training seed gets synthetic sets generated with that seed, its
+    models train on them (the train step's key hashes that draw's file), and the report says the
+    intervals now cover the randomness of generation."""
+    from subjlab.runner.task_steps import train_step
+
+    text = (MINI.replace('name = "mini"', 'name = "draws"\nconditions = ["real", "zero_shot", "small_real_few_shot"]')
+            .replace("few_shot_k = 2\n", "few_shot_k = 2\nset_per_seed = true\n")
+            .replace("[training]\n", "[training]\nseeds = [5, 6]\n"))
+    path = tmp_path / "draws.toml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    assert config.draws() == (5, 6)
+    outcome = run_study(config, runs_dir=tmp_path / "runs", echo=quiet)
+    log = {r.name: r for r in read_log(outcome.run_dir / "steps.jsonl")}
+    # data, agreement, 2 x 2 generate, 2 mixes, 3 conditions x 2 seeds trained, 3 diversity, 3 stratified
+    assert len(log) == count_steps(config) == 20
+    task = config.tasks[0]
+    base = outcome.run_dir / task.name
+    test_file = base / "real" / "data" / "test.jsonl"
+    sets = {}
+    for seed in (5, 6):
+        for mode in ("zero_shot", "few_shot"):
+            data = read_examples(base / mode / f"generate-s{seed}" / "data.jsonl")
+            assert len(data) == 6
+            sets[(mode, seed)] = base / mode / f"generate-s{seed}" / "data.jsonl"
+        sets[("small_real_few_shot", seed)] = base / "small_real_few_shot" / f"data-s{seed}" / "train.jsonl"
+        assert len(read_examples(sets[("small_real_few_shot", seed)])) == 6 + 6
+    assert f"{task.name}/zero_shot/generate" not in log and f"{task.name}/small_real_few_shot/data" not in log
+    # the two draws are generated with their own seeds: different texts
+    assert ({ex.text for ex in read_examples(sets[("zero_shot", 5)])}
+            != {ex.text for ex in read_examples(sets[("zero_shot", 6)])})
+    for cond in ("zero_shot", "small_real_few_shot"):
+        for seed, other in ((5, 6), (6, 5)):
+            logged = log[f"{task.name}/{cond}/train-minilm-s{seed}"].key
+            own, _ = train_step(config, task, base, cond, "minilm", seed, sets[(cond, seed)], test_file)
+            wrong, _ = train_step(config, task, base, cond, "minilm", seed, sets[(cond, other)], test_file)
+            assert logged == own.key() != wrong.key()
+    cells = [c for c in outcome.report.performance if c.condition == "zero_shot"]
+    assert [c.n_seeds for c in cells] == [2]
+    md = outcome.files.markdown.read_text(encoding="utf-8")
+    assert "Each model of a synthetic column trained on its own generated set" in md
+    assert "not the randomness of generation" not in md
+    assert "those of the first seed's set (seed 5)" in md
