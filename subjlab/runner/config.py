@@ -72,6 +72,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 from subjlab.runner.config_values import (
+    GENERATION_OWN,
+    TRAINING_OWN,
     Count,
     Flag,
     Gammas,
@@ -82,6 +84,7 @@ from subjlab.runner.config_values import (
     Table,
     Text,
     at_least,
+    check_option_names,
     in_range,
     optional_path,
     resolve,
@@ -179,35 +182,6 @@ class DataSettings(Table):
         return self
 
 
-#: GenerationConfig / TrainConfig fields the runner sets itself (from first-class keys or per step);
-#: an `options` table may not set them.
-_GENERATION_OWN = {"task": "study.tasks", "mode": "study.conditions", "per_label": "generation.per_label",
-                   "backend": "generation.backend", "model": "generation.model", "base_url": "generation.base_url",
-                   "shots": "generation.few_shot_k", "seed": "study.seed", "data_dir": "study.data_dir",
-                   "labels": "the task's labels", "api_key": "the OPENAI_API_KEY environment variable"}
-_TRAINING_OWN = {"task": "study.tasks", "labels": "the task's labels", "model": "training.backbones",
-                 "epochs": "training.epochs", "batch_size": "training.batch_size", "lr": "training.learning_rate",
-                 "max_length": "training.max_length", "seed": "training.seeds", "max_steps": "training.max_steps",
-                 "out_dir": "the run folder", "provenance": "the runner"}
-
-
-def _check_option_names(options: dict[str, Any], module: str, cls_name: str, own: Mapping[str, str]) -> dict[str, Any]:
-    """Refuse an options key that is not a field of the named config dataclass, or one the runner
-    sets itself. (Their values are checked by `pipeline.preflight`, which builds every config.)"""
-    import dataclasses
-    import importlib
-
-    if not options:
-        return options
-    names = [f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls_name))]
-    for name in options:
-        if name in own:
-            raise Problem(f"is set by the runner; use {own[name]} instead", name)
-        if name not in names:
-            raise Problem(f"not a {cls_name} field; allowed: {', '.join(n for n in names if n not in own)}", name)
-    return options
-
-
 class GenerationSettings(Table):
     """[generation]: how synthetic data is generated; `options` are further GenerationConfig fields."""
 
@@ -234,7 +208,7 @@ class GenerationSettings(Table):
     @field_validator("options")
     @classmethod
     def _generation_fields(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return _check_option_names(options, "generation.config", "GenerationConfig", _GENERATION_OWN)
+        return check_option_names(options, "generation.config", "GenerationConfig", GENERATION_OWN)
 
 
 class TrainingSettings(Table):
@@ -253,7 +227,7 @@ class TrainingSettings(Table):
     @field_validator("options")
     @classmethod
     def _training_fields(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return _check_option_names(options, "training.config", "TrainConfig", _TRAINING_OWN)
+        return check_option_names(options, "training.config", "TrainConfig", TRAINING_OWN)
 
 
 class EvaluationSettings(Table):

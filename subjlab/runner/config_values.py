@@ -1,13 +1,13 @@
 """Value types of the study config (`subjlab.runner.config`): strict scalars (TOML already gives the
 right types, so "2" is not a count), lists checked item by item so that errors name the index, paths
 resolved against the config file's folder, and `Problem`, a complaint about a key below the value a
-validator checks.
+validator checks; and the names an `options` table may not set (`check_option_names`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Mapping
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Strict, ValidationInfo
 
@@ -104,3 +104,32 @@ class Table(BaseModel):
     """One table of the config file: frozen, unknown keys refused, no type coercion."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: GenerationConfig / TrainConfig fields the runner sets itself (from first-class keys or per step);
+#: an `options` table may not set them.
+GENERATION_OWN = {"task": "study.tasks", "mode": "study.conditions", "per_label": "generation.per_label",
+                   "backend": "generation.backend", "model": "generation.model", "base_url": "generation.base_url",
+                   "shots": "generation.few_shot_k", "seed": "study.seed", "data_dir": "study.data_dir",
+                   "labels": "the task's labels", "api_key": "the OPENAI_API_KEY environment variable"}
+TRAINING_OWN = {"task": "study.tasks", "labels": "the task's labels", "model": "training.backbones",
+                 "epochs": "training.epochs", "batch_size": "training.batch_size", "lr": "training.learning_rate",
+                 "max_length": "training.max_length", "seed": "training.seeds", "max_steps": "training.max_steps",
+                 "out_dir": "the run folder", "provenance": "the runner"}
+
+
+def check_option_names(options: dict[str, Any], module: str, cls_name: str, own: Mapping[str, str]) -> dict[str, Any]:
+    """Refuse an options key that is not a field of the named config dataclass, or one the runner
+    sets itself. (Their values are checked by `pipeline.preflight`, which builds every config.)"""
+    import dataclasses
+    import importlib
+
+    if not options:
+        return options
+    names = [f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls_name))]
+    for name in options:
+        if name in own:
+            raise Problem(f"is set by the runner; use {own[name]} instead", name)
+        if name not in names:
+            raise Problem(f"not a {cls_name} field; allowed: {', '.join(n for n in names if n not in own)}", name)
+    return options
