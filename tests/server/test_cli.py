@@ -67,22 +67,17 @@ def test_bad_study_options_are_reported_without_traceback(tmp_path):
     assert r.exit_code == 2 and "unknown study" in r.output
 
 
-def _contents(path) -> dict[str, list[tuple]]:
-    import sqlite3
-
-    with sqlite3.connect(path) as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        return {t: sorted(conn.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
-
-
-def test_adding_tasks_without_their_data_names_every_missing_task_and_how_to_fetch_it(tmp_path, task_data):
+def test_adding_tasks_without_their_data_names_every_missing_task_and_how_to_fetch_it(tmp_path, task_data, db_rows):
     """A fresh clone bundles four tasks' data: `--all-tasks` (the paper's ten) stops before writing
     anything and names every task whose data must be fetched first, not just the first one."""
     path = tmp_path / "x.db"
     db = f"sqlite:///{path}"
     run("db", "upgrade", "--db", db)
     run("study", "create", "obj", "--kind", "pairwise", "--db", db)
-    before = _contents(path)
+    from annotation_server.app import create_app
+
+    app = create_app({"DATABASE_URL": db, "ADMIN_TOKEN": "t"})  # to read every row (`db_rows`)
+    before = db_rows(app)
     r = run("study", "add", "obj", "--all-tasks", "--data", str(task_data), "--db", db, ok=False)
     assert r.exit_code == 2 and "Traceback" not in r.output
     message = " ".join(r.output.split())
@@ -94,10 +89,10 @@ def test_adding_tasks_without_their_data_names_every_missing_task_and_how_to_fet
     assert f"tasks {', '.join(repr(t) for t in missing)} have no example texts" in message
     assert "'sms_spam'" not in message
     assert f"subjlab data fetch {' '.join(missing)} --out DIR" in message and "--data DIR" in message
-    assert _contents(path) == before
+    assert db_rows(app) == before
     r = run("study", "add", "obj", "--task", "ag_news", "--data", str(task_data), "--db", db, ok=False)
     assert "task 'ag_news' has no example texts" in r.output and "subjlab data fetch ag_news --out DIR" in r.output
-    assert _contents(path) == before
+    assert db_rows(app) == before
     assert "added 2 tasks" in run("study", "add", "obj", "--task", "sms_spam", "--task", "humor",
                                   "--data", str(task_data), "--db", db).output
 
